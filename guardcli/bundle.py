@@ -146,7 +146,8 @@ def _cached_hash(path: Path) -> str:
     """sha256 of a file, remembered by (path, size, mtime) so a 2 GB bundle is hashed once.
 
     A changed file changes its size or mtime; a tool that rewrites bytes and then restores
-    mtime defeats this, which is why ``verify(full=True)`` (``guardcli models verify --full``) ignores it.
+    mtime defeats this, which is why ``verify(full=True)`` (``models verify --full``)
+    ignores it.
     """
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"

@@ -28,11 +28,14 @@ _STEP = re.compile(r"^##\s*Reasoning Step\s*\d+\s*:?\s*", re.IGNORECASE)
 _CONCLUSION = re.compile(r"^##\s*Conclusion for Task\s*\d+\s*:?\s*", re.IGNORECASE)
 
 
+def _last_marker(text: str) -> re.Match[str] | None:
+    matches = list(_ANSWERS.finditer(text))
+    return matches[-1] if matches else None
+
+
 def answers_region(text: str) -> tuple[str, bool]:
     """The part of the output that may hold labels, and whether an Answers marker was found."""
-    last = None
-    for last in _ANSWERS.finditer(text):
-        pass
+    last = _last_marker(text)
     if last is not None:
         return text[last.end() :], True
     return text[-TAIL_CHARS:], False
@@ -65,9 +68,7 @@ def split_reasoning(text: str) -> tuple[TaskReasoning, ...]:
     Outputs usually omit the ``# Task 1`` header (the first task starts at once), so text
     before the first header belongs to task 1.
     """
-    cut = None
-    for cut in _ANSWERS.finditer(text):
-        pass
+    cut = _last_marker(text)
     body = text[: cut.start()] if cut else text
     sections: list[tuple[int, str]] = []
     headers = list(_TASK_HEADER.finditer(body))

@@ -1,0 +1,3 @@
+from guardcli.cli import main
+
+main()

@@ -1,0 +1,128 @@
+"""The onnxruntime-genai backend: a bundle directory in, greedy tokens out.
+
+Imported lazily (onnxruntime-genai takes ~0.3 s to import and loads native libraries), so
+``guardcli --help`` and dry runs stay instant and work without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from guardcli.errors import ModelError
+
+
+def default_threads() -> int:
+    """All cores this process may use: onnxruntime-genai used one core until told otherwise."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def cuda_available() -> bool:
+    try:
+        import onnxruntime_genai as og
+    except ImportError:
+        return False
+    probe = getattr(og, "is_cuda_available", None)
+    try:
+        return bool(probe and probe())
+    except Exception:  # noqa: BLE001 - a broken CUDA install means "no CUDA", not a crash
+        return False
+
+
+def pick_device(requested: str) -> str:
+    if requested not in {"auto", "cpu", "cuda"}:
+        raise ModelError(f"unknown device {requested!r}", hint="use auto, cpu or cuda")
+    if requested == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if requested == "cuda" and not cuda_available():
+        raise ModelError(
+            "CUDA was requested but onnxruntime-genai has no CUDA here",
+            hint="pip install 'guardcli[cuda]' on a machine with an NVIDIA GPU, "
+            "or use --device cpu",
+        )
+    return requested
+
+
+class _GenaiDecoder:
+    def __init__(self, og: Any, generator: Any, batch: int) -> None:
+        self._og = og
+        self._generator = generator
+        self._batch = batch
+
+    def step(self) -> Sequence[int]:
+        self._generator.generate_next_token()
+        return [int(t) for t in self._generator.get_next_tokens()[: self._batch]]
+
+    def close(self) -> None:
+        self._generator = None
+
+
+class GenaiBackend:
+    name = "onnxruntime-genai"
+
+    def __init__(self, bundle_dir: Path, *, device: str = "cpu", threads: int | None = None):
+        try:
+            import numpy as np
+            import onnxruntime_genai as og
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ModelError(
+                f"onnxruntime-genai is not importable ({exc})",
+                hint="reinstall guardcli: pip install --force-reinstall guardcli",
+            ) from exc
+        self._og, self._np = og, np
+        self.device = device
+        self.threads = threads or default_threads()
+        genai_config = _read_genai_config(bundle_dir)
+        model_cfg = genai_config.get("model", {})
+        eos = model_cfg.get("eos_token_id", [])
+        self.eos_token_ids = frozenset(eos if isinstance(eos, list) else [eos])
+        self.pad_token_id = int(model_cfg.get("pad_token_id", next(iter(self.eos_token_ids), 0)))
+        self.context_length = int(model_cfg.get("context_length", 2048))
+        try:
+            config = og.Config(str(bundle_dir))
+            options = {"intra_op_num_threads": self.threads}
+            if device == "cpu":
+                options["inter_op_num_threads"] = 1
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+            config.clear_providers()
+            if device == "cuda":
+                config.append_provider("cuda")
+            self._model = og.Model(config)
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"cannot load the ONNX model in {bundle_dir}: {exc}") from exc
+
+    def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> _GenaiDecoder:
+        og, np = self._og, self._np
+        longest = max(len(p) for p in prompts)
+        # Right padding with pad_token_id: genai silently corrupts left-padded rows.
+        batch = np.full((len(prompts), longest), self.pad_token_id, dtype=np.int32)
+        for row, ids in enumerate(prompts):
+            batch[row, : len(ids)] = ids
+        try:
+            params = og.GeneratorParams(self._model)
+            params.set_search_options(
+                max_length=longest + max_new_tokens,
+                batch_size=len(prompts),
+                do_sample=False,
+            )
+            generator = og.Generator(self._model, params)
+            generator.append_tokens(batch)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"onnxruntime-genai failed to start generation: {exc}") from exc
+        return _GenaiDecoder(og, generator, len(prompts))
+
+
+def _read_genai_config(bundle_dir: Path) -> dict[str, Any]:
+    path = Path(bundle_dir) / "genai_config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{bundle_dir} has no genai_config.json - not an ONNX bundle") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
