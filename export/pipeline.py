@@ -11,10 +11,16 @@ returned when it ends and its own ``--help`` documents every option a recipe may
 2. ``rsft``          base model + traces -> ``WORKDIR/rsft/`` (checkpoint)
 3. ``bundle-rsft``   export.convert of the R-SFT model -> ``WORKDIR/bundles/rsft/`` (HS-DPO
                      samples through it: onnxruntime-genai is faster than PyTorch on CPU)
-4. ``hsdpo``         sample, mine, weighted DPO -> ``WORKDIR/hsdpo/model/``
-5. ``bundle-hsdpo``  the final bundle -> ``WORKDIR/bundles/hsdpo/``
-6. ``bundle-base``   the base model as a bundle, only when evaluation compares against it
-7. ``evaluate``      held-out F1 of the chosen models -> ``WORKDIR/eval.json`` (+ ``.md``)
+4. ``self-distill``  only with a ``self-distill`` section: export.distill with the R-SFT bundle
+                     as the teacher (``model:``) on the section's labelled inputs, keeping the
+                     traces that reach the gold labels -> ``WORKDIR/self-distill/train.jsonl``
+5. ``rsft-self``     R-SFT continued from ``WORKDIR/rsft`` on the self-distilled traces added
+                     to the distilled ones (options: the ``rsft-self`` section) ->
+                     ``WORKDIR/rsft-self/``, then ``bundle-rsft-self``; HS-DPO starts from it
+6. ``hsdpo``         sample, mine, weighted DPO -> ``WORKDIR/hsdpo/model/``
+7. ``bundle-hsdpo``  the final bundle -> ``WORKDIR/bundles/hsdpo/``
+8. ``bundle-base``   the base model as a bundle, only when evaluation compares against it
+9. ``evaluate``      held-out F1 of the chosen models -> ``WORKDIR/eval.json`` (+ ``.md``)
 
 A stage is skipped when its output is complete (the file each stage writes last), so a killed
 run continues where it stopped; an R-SFT run killed mid-way resumes from its checkpoint.
@@ -49,13 +55,16 @@ STAGES = (
     "distill",
     "rsft",
     "bundle-rsft",
+    "self-distill",
+    "rsft-self",
+    "bundle-rsft-self",
     "hsdpo",
     "bundle-hsdpo",
     "bundle-base",
     "evaluate",
 )
-SECTIONS = ("distill", "rsft", "hsdpo", "convert", "evaluate")
-EVAL_MODELS = ("base", "rsft", "hsdpo")
+SECTIONS = ("distill", "rsft", "self-distill", "rsft-self", "hsdpo", "convert", "evaluate")
+EVAL_MODELS = ("base", "rsft", "rsft-self", "hsdpo")
 LOG = "pipeline_log.json"
 TRAIN_LOG = "train_log.json"  # what export.rsft / export.hsdpo write last
 
@@ -71,7 +80,10 @@ class Recipe:
 
     @property
     def eval_models(self) -> list[str]:
-        models = self.section("evaluate").get("models", ["base", "rsft", "hsdpo"])
+        evaluate = self.section("evaluate")
+        if not evaluate:  # no evaluate section: nothing is scored, no base bundle is built
+            return []
+        models = evaluate.get("models", ["base", "rsft", "hsdpo"])
         return [models] if isinstance(models, str) else list(models)
 
 
@@ -117,7 +129,7 @@ def load_recipe(path: Path) -> Recipe:
     bad = sorted(set(recipe.eval_models) - set(EVAL_MODELS))
     if bad:
         raise UsageError(
-            f"{path}: evaluate.models has {', '.join(bad)}", hint="use base, rsft, hsdpo"
+            f"{path}: evaluate.models has {', '.join(bad)}", hint=f"use {', '.join(EVAL_MODELS)}"
         )
     return recipe
 
@@ -214,6 +226,10 @@ def plan(recipe: Recipe) -> list[Stage]:
 
     distill = _own("distill", recipe.section("distill"), ("output",))
     rsft_opts = _own("rsft", recipe.section("rsft"), ("model", "data", "output", "resume"))
+    self_opts = _own("self-distill", recipe.section("self-distill"), ("output", "teacher"))
+    again_opts = _own(
+        "rsft-self", recipe.section("rsft-self"), ("model", "data", "output", "resume")
+    )
     hsdpo_opts = recipe.section("hsdpo")
     hsdpo_opts = _own("hsdpo", hsdpo_opts, ("model", "sample-model", "output"))
     hsdpo_opts.setdefault("data", [str(train)])
@@ -249,15 +265,49 @@ def plan(recipe: Recipe) -> list[Stage]:
             lambda: (rsft / TRAIN_LOG).is_file(),
         ),
         bundle("rsft", rsft),
+    ]
+    sft, sft_bundle = rsft, bundles / "rsft"
+    if recipe.sections.get("self-distill"):
+        self_train = work / "self-distill" / "train.jsonl"
+        again = work / "rsft-self"
+        self_argv = ["--output", str(self_train), "--teacher", f"model:{bundles / 'rsft'}"]
+        stages += [
+            Stage(
+                "self-distill",
+                "distill",
+                self_argv + to_argv(_parser("distill"), self_opts, "self-distill"),
+                work / "self-distill",
+                lambda: self_train.with_name(self_train.name + ".summary.json").is_file(),
+            ),
+            Stage(
+                "rsft-self",
+                "rsft",
+                [
+                    "--model",
+                    str(rsft),
+                    "--data",
+                    str(self_train),
+                    str(train),
+                    "--output",
+                    str(again),
+                    *to_argv(_parser("rsft"), again_opts, "rsft-self"),
+                ],
+                again,
+                lambda: (again / TRAIN_LOG).is_file(),
+            ),
+            bundle("rsft-self", again),
+        ]
+        sft, sft_bundle = again, bundles / "rsft-self"
+    stages += [
         Stage(
             "hsdpo",
             "hsdpo",
             [
                 "all",
                 "--model",
-                str(rsft),
+                str(sft),
                 "--sample-model",
-                str(bundles / "rsft"),
+                str(sft_bundle),
                 "--output",
                 str(hsdpo),
                 *to_argv(_parser("hsdpo", "all"), hsdpo_opts, "hsdpo"),

@@ -43,6 +43,7 @@ CHECKPOINTS = "checkpoints"  # the trainer's resumable checkpoints, inside the o
 TOKENIZER_FILES = tuple(n for n in SOURCE_TOKENIZER_FILES if n not in {"vocab.json", "merges.txt"})
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
 LORA_ALL = "all-linear"
+ADAPTER = "adapter"  # DIR/adapter/: the LoRA adapter of a --lora run, unmerged
 
 
 class TrainError(GuardError):
@@ -600,6 +601,7 @@ def save_checkpoint(model: Any, base: Base, output: Path, save_dtype: str = "aut
     tokenizer files verbatim, the BOS rule pinned (a derived model keeps its base's rule)."""
     import torch
 
+    save_adapter(model, output / ADAPTER)
     model = merge_lora(model)
     dtype = base.dtype if save_dtype == "auto" else save_dtype
     model = model.to(getattr(torch, dtype))
@@ -615,6 +617,20 @@ def save_checkpoint(model: Any, base: Base, output: Path, save_dtype: str = "aut
     if saved.add_bos != base.add_bos or saved.encode(probe) != base.codec.encode(probe):
         raise TrainError(f"{output}: the saved tokenizer encodes differently from the base's")
     return output
+
+
+def save_adapter(model: Any, directory: Path) -> Path | None:
+    """The LoRA adapter alone (peft's adapter_model.safetensors + adapter_config.json), kept
+    beside the merged checkpoint: a few MB that rebuild the model from its base, which is
+    how guardcli ships its default model (guardcli/nano.py) instead of the full weights."""
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is part of the export extra
+        return None
+    if not isinstance(model, PeftModel):
+        return None
+    model.save_pretrained(directory, safe_serialization=True)
+    return directory
 
 
 def merge_lora(model: Any) -> Any:

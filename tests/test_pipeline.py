@@ -75,6 +75,37 @@ def test_plan_joins_the_stages(tmp_path):
     assert evaluate.count("--model") == 2 and evaluate[-4:] == ["--bench", "x.json", "--limit", "5"]
 
 
+def test_self_distillation_adds_a_second_sft_round_that_hsdpo_starts_from(tmp_path):
+    recipe = load_recipe(
+        _recipe(
+            tmp_path,
+            **{"self-distill": {"input": ["p.jsonl"], "k": 2}, "rsft-self": {"max-steps": 3}},
+        )
+    )
+    stages = {s.name: s for s in plan(recipe)}
+    work = recipe.workdir
+    assert list(stages)[:7] == [
+        "distill",
+        "rsft",
+        "bundle-rsft",
+        "self-distill",
+        "rsft-self",
+        "bundle-rsft-self",
+        "hsdpo",
+    ]
+    teacher = stages["self-distill"].argv
+    assert teacher[teacher.index("--teacher") + 1] == f"model:{work / 'bundles' / 'rsft'}"
+    again = stages["rsft-self"].argv
+    self_train, train = work / "self-distill" / "train.jsonl", work / "distill" / "train.jsonl"
+    assert again[:5] == ["--model", str(work / "rsft"), "--data", str(self_train), str(train)]
+    assert again[-2:] == ["--max-steps", "3"]
+    hsdpo = stages["hsdpo"].argv
+    assert hsdpo[hsdpo.index("--model") + 1] == str(work / "rsft-self")
+    assert hsdpo[hsdpo.index("--sample-model") + 1] == str(work / "bundles" / "rsft-self")
+    with pytest.raises(UsageError, match="teacher"):
+        plan(load_recipe(_recipe(tmp_path, **{"self-distill": {"teacher": ["x"]}})))
+
+
 def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
     assert main(["--config", str(_recipe(tmp_path)), "--dry-run"]) == 0
     out = capsys.readouterr().out
