@@ -109,9 +109,12 @@ def test_self_distillation_adds_a_second_sft_round_that_hsdpo_starts_from(tmp_pa
 def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
     assert main(["--config", str(_recipe(tmp_path)), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "[1/6] distill: -m export.distill --output" in out
-    assert "[6/6] bundle-base: -m export.convert --model b" in out
+    assert "[1/5] distill: -m export.distill --output" in out
+    assert "[5/5] bundle-hsdpo: -m export.convert --model" in out
+    assert "bundle-base" not in out  # nothing is evaluated, so the base is never converted
     assert not (tmp_path / "run").exists()
+    assert main(["--config", str(_recipe(tmp_path, evaluate={"bench": ["x"]})), "--dry-run"]) == 0
+    assert "[6/7] bundle-base: -m export.convert --model b" in capsys.readouterr().out
 
 
 def test_redo_never_deletes_outside_the_workdir(tmp_path):
