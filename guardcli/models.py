@@ -20,6 +20,7 @@ ENV_MODEL = "GUARDCLI_MODEL"
 DEFAULT_NAME = "nano"
 
 NO_MODEL_HINT = (
+    "build the default model with 'guardcli models build nano', or "
     "convert one with 'python -m export.convert --model yueliu1999/GuardReasoner-1B "
     "--output DIR' on a machine that reaches the Hugging Face hub, copy DIR here, and pass "
     f"--model DIR (or set {ENV_MODEL}=DIR)"
