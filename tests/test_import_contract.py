@@ -39,3 +39,12 @@ def test_import_linter_contract():
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_building_the_default_model_is_torch_free():
+    """guardcli models build nano runs on the runtime install: gguf + safetensors + numpy."""
+    loaded = _modules_after(
+        "import guardcli.nano, gguf.quants, safetensors.numpy, guardcli.cli_models"
+    )
+    leaked = {m.split(".")[0] for m in loaded} & set(HEAVY)
+    assert not leaked, f"the nano build path loaded {sorted(leaked)}"
