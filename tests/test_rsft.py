@@ -244,6 +244,21 @@ def test_lora_trains_and_merges_into_a_full_checkpoint(base, data, tmp_path):
     assert before["model.layers.0.self_attn.k_proj.weight"].equal(
         after["model.layers.0.self_attn.k_proj.weight"]
     )  # not adapted
+    # The adapter alone is kept beside the merged weights (guardcli ships nano that way), and
+    # merging it into the base with guardcli.nano's numpy arithmetic gives the same weights.
+    from guardcli.nano import apply_adapter
+
+    adapter = out / "adapter" / "adapter_model.safetensors"
+    scale = json.loads((out / "adapter" / "adapter_config.json").read_text())["lora_alpha"] / 4
+    numpy_weights = {k: v.numpy() for k, v in before.items()}
+    assert apply_adapter(numpy_weights, adapter, scale) == 2 * len(
+        [k for k in before if k.endswith("q_proj.weight")]
+    )
+    for name in (
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.v_proj.weight",
+    ):
+        assert abs(numpy_weights[name] - after[name].numpy()).max() < 1e-5
 
 
 @pytest.mark.slow
