@@ -158,15 +158,8 @@ class HSDPOConfig(TrainingOptions):
 # ------------------------------------------------------------------------------ 1. sample
 
 
-def labelled_inputs(
-    paths: Sequence[Path], limit: int | None = None, seed: int = 0
-) -> list[SampleRow]:
-    """Training inputs with gold labels (read by guardcli.labelled), deduplicated by text.
-
-    ``limit`` keeps a seeded random subset (in file order): training files are grouped by
-    benchmark, so the first N inputs would all come from one source.
-    """
-    from guardcli.evaluate import pick
+def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
+    """Training inputs with gold labels (read by guardcli.labelled), deduplicated by text."""
     from guardcli.inputs import Skip
     from guardcli.labelled import load_labelled
 
@@ -182,7 +175,7 @@ def labelled_inputs(
             rows.setdefault(row.input_id, row)
     if skipped:
         say(f"{skipped} record(s) without usable gold labels skipped")
-    return pick(list(rows.values()), limit, seed)
+    return list(rows.values())
 
 
 def _row_of(item: LabelledSample) -> SampleRow:
@@ -214,10 +207,15 @@ def sample(cfg: HSDPOConfig) -> Path:
     path = cfg.samples_path
     if not cfg.data:
         raise UsageError("sample needs --data (the R-SFT training files)")
-    rows = labelled_inputs(cfg.data, cfg.limit, cfg.seed)
+    from guardcli.evaluate import pick
+
+    rows = labelled_inputs(cfg.data)
     traces = extra_traces(cfg.extra_traces)
     known = {r.input_id for r in rows}
     rows += [row for key, (row, _) in traces.items() if key not in known]  # labelled by the file
+    # --limit: a seeded random subset (in file order) of every input, the traces' own too;
+    # training files are grouped by benchmark, so the first N would all come from one source.
+    rows = pick(rows, cfg.limit, cfg.seed)
     done = _finished_ids(path)
     todo = [r for r in rows if r.input_id not in done]
     if not todo:

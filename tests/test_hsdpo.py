@@ -7,6 +7,7 @@ the Answers block missing (wrong). Training runs use the tiny Llama of test_rsft
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,19 @@ def test_sample_collects_traces_and_continues_a_killed_file(traced, capsys):
     capsys.readouterr()
     sample(traced)
     assert "complete" in capsys.readouterr().out
+
+
+def test_limit_bounds_every_input_the_traces_own_included(traced, tmp_path):
+    """--limit N samples N inputs in all, even when trace files cover inputs --data lacks
+    (the nano recipe passes every teacher file: without this, --limit 32 meant 1,647)."""
+    only_first = write_train_jsonl(tmp_path / "one.jsonl", FIXTURE_PAIRS[:1])
+    cfg = replace(traced, data=[only_first], limit=3, output=tmp_path / "limited")
+    rows = read_samples(sample(cfg))
+    assert len(rows) == 3
+    everything = {p.model_input() for p in FIXTURE_PAIRS}
+    assert {r.prompt for r in rows} <= everything
+    again = read_samples(sample(replace(cfg, output=tmp_path / "again")))
+    assert [r.prompt for r in again] == [r.prompt for r in rows]  # seeded: the same subset
 
 
 def test_mine_writes_pairs_once(traced, capsys):
