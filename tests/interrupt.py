@@ -19,6 +19,10 @@ def interrupt_after_first_line(args: list[str], written: Path) -> tuple[int, byt
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=REPO,
+        # A runner started in the background (``cmd &``) hands its children SIGINT ignored,
+        # and Python then never installs its KeyboardInterrupt handler: give the child the
+        # default disposition a user's terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
