@@ -152,6 +152,7 @@ class Guard:
                 latency_s=completion.latency_s,
                 finish="answers" if completion.finish == "stop" else completion.finish,
                 truncated_input=enc.truncated,
+                prefill_s=completion.prefill_s,
             )
             results.append(Result(sample=sample, verdict=parse(text), generation=generation))
         return results

@@ -80,6 +80,7 @@ class Generation:
     latency_s: float
     finish: str  # "eos" | "answers" | "length"
     truncated_input: bool = False
+    prefill_s: float = 0.0  # the batch's prefill, shared by its rows (benchmarks split on it)
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,9 @@ def test_long_samples_reach_the_engine_cut_to_the_limit(tiny_codec):
     assert [r.generation.truncated_input for r in results] == [True, False]
     assert [r.generation.prompt_tokens for r in results] == [len(p) for p in prompts]
     assert [r.generation.finish for r in results] == ["length", "length"]
+    # The batch's prefill time reaches every row (scripts/bench.py splits prefill from decode).
+    prefill = {r.generation.prefill_s for r in results}
+    assert len(prefill) == 1 and 0 < prefill.pop() <= min(r.generation.latency_s for r in results)
 
 
 # ---------------------------------------------------------------- stop rule and streaming
