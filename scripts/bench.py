@@ -1,0 +1,287 @@
+"""Side-by-side speed of guard engines on the same weights and the same real inputs.
+
+    python scripts/bench.py --engine guardcli-fp32=nano \\
+        --engine guardcli-int8=runs/nano/bundles/hsdpo-int8 \\
+        --engine torch-fp32=runs/nano/hsdpo/model \\
+        --bench ../shared/data/guardreasoner/benchmark/0_A_beaver_tails.json --limit 16 \\
+        --batch-size 1 8
+
+Each ``--engine LABEL=PATH`` (a guardcli bundle, or for a ``torch-*`` label a Hugging Face
+checkpoint run with transformers ``generate``, greedy) runs in its own subprocess, so its peak
+RSS is its own. The first engine is the reference for verdict agreement. Per engine and batch
+size: samples/s, prefill and decode tokens/s, p50/p95 latency per sample, peak RSS, and the
+share of samples whose three parsed answers equal the reference's. Above the table: this
+machine's measured memory bandwidth and the batch-1 decode ceiling it implies for the fp32
+weights (every weight is read once per decoded token). Prints Markdown; ``--json FILE``
+also writes the numbers with machine, versions and date (docs/bench/ keeps the recorded runs).
+Ratios are the headline: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+TASKS = ("request", "completion", "response")
+
+
+# ---- worker: one engine, every batch size ----------------------------------------------------
+
+
+def _samples(bench: str, limit: int, seed: int) -> list:
+    from guardcli.evaluate import pick
+    from guardcli.inputs import Skip
+    from guardcli.labelled import load_labelled
+
+    items = [x for x in load_labelled(bench) if not isinstance(x, Skip)]
+    return [x.sample for x in pick(items, limit, seed)]
+
+
+def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -> list[dict]:
+    from guardcli.guard import GuardOptions
+    from guardcli.models import open_guard, resolve_model
+
+    runs = []
+    for batch in batches:
+        options = GuardOptions(max_new_tokens=max_new, batch_size=batch)
+        guard, _manifest, _ = open_guard(resolve_model(path), device="cpu", options=options)
+        guard.classify_batch(samples[:batch])  # warm-up
+        rows, prefill = [], 0.0
+        start = time.perf_counter()
+        for i in range(0, len(samples), batch):
+            results = guard.classify_batch(samples[i : i + batch])
+            prefill += results[0].generation.prefill_s
+            for r in results:
+                g = r.generation
+                rows.append(
+                    {
+                        "prompt_tokens": g.prompt_tokens,
+                        "output_tokens": g.output_tokens,
+                        "latency_s": g.latency_s,
+                        "verdict": [getattr(r.verdict, t).value for t in TASKS],
+                    }
+                )
+        runs.append(_summary(batch, rows, time.perf_counter() - start, prefill))
+    return runs
+
+
+def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from guardcli.bundle import read_manifest
+    from guardcli.parse import parse
+    from guardcli.prompt import build_input
+    from guardcli.tokenizer import TextCodec
+
+    manifest = read_manifest(Path(bundle))
+    codec = TextCodec(
+        Path(bundle) / "tokenizer.json",
+        bos_token_id=manifest.bos_token_id,
+        add_bos=manifest.add_bos,
+    )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    pad = manifest.pad_token_id
+
+    def run(chunk: list) -> tuple[list[dict], float, float]:
+        """Rows, the prefill time (a separate forward pass, timed alone) and generate's time."""
+        ids = [codec.encode(build_input(s.prompt, s.response)) for s in chunk]
+        width = max(map(len, ids))
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            model(input_ids=input_ids, attention_mask=mask)
+            t1 = time.perf_counter()
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                max_new_tokens=max_new,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=manifest.eos_token_ids,
+            )
+            t2 = time.perf_counter()
+        rows = []
+        for row, x in zip(out[:, width:].tolist(), ids, strict=True):
+            tokens = [t for t in row if t != pad]
+            if tokens and tokens[-1] in manifest.eos_token_ids:
+                tokens = tokens[:-1]
+            verdict = parse(codec.decode(tokens))
+            rows.append(
+                {
+                    "prompt_tokens": len(x),
+                    "output_tokens": len(tokens),
+                    "latency_s": t2 - t1,
+                    "verdict": [getattr(verdict, t).value for t in TASKS],
+                }
+            )
+        return rows, t1 - t0, t2 - t1
+
+    runs = []
+    for batch in batches:
+        run(samples[:batch])  # warm-up
+        rows, prefill, wall = [], 0.0, 0.0
+        for i in range(0, len(samples), batch):
+            got, p, g = run(samples[i : i + batch])
+            rows += got
+            prefill += p
+            wall += g  # generate's own time: its prefill is inside it, the timed copy is not
+        runs.append(_summary(batch, rows, wall, prefill))
+    return runs
+
+
+def _summary(batch: int, rows: list[dict], wall: float, prefill: float) -> dict:
+    latencies = sorted(r["latency_s"] for r in rows)
+    out_tokens = sum(r["output_tokens"] for r in rows)
+    return {
+        "batch": batch,
+        "samples": len(rows),
+        "wall_s": wall,
+        "samples_per_s": len(rows) / wall,
+        "prefill_tokens_per_s": sum(r["prompt_tokens"] for r in rows) / max(prefill, 1e-9),
+        "decode_tokens_per_s": out_tokens / max(wall - prefill, 1e-9),
+        "mean_output_tokens": out_tokens / len(rows),
+        "p50_latency_s": statistics.median(latencies),
+        "p95_latency_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        "verdicts": [r["verdict"] for r in rows],
+    }
+
+
+def worker(args: argparse.Namespace) -> int:
+    samples = _samples(args.bench, args.limit, args.seed)
+    label, path = args.worker.split("=", 1)
+    if label.startswith("torch"):
+        runs = _torch_runs(
+            path, args.tokenizer_bundle, samples, args.batch_size, args.max_new_tokens
+        )
+    else:
+        runs = _guardcli_runs(path, samples, args.batch_size, args.max_new_tokens)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"engine": label, "path": path, "peak_rss_mb": peak_kb / 1024, "runs": runs}))
+    return 0
+
+
+# ---- parent: every engine, the bandwidth ceiling, the table ----------------------------------
+
+
+def memory_bandwidth_gbs(megabytes: int = 512, repeats: int = 5) -> float:
+    """Best-of read bandwidth with every core summing its share of a buffer far larger than
+    the caches: decoding streams each weight once per token and writes almost nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    data = np.ones(megabytes * (1 << 20) // 4, dtype=np.float32)
+    parts = np.array_split(data, os.cpu_count() or 1)
+    best = float("inf")
+    with ThreadPoolExecutor(len(parts)) as pool:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            list(pool.map(np.sum, parts))  # numpy releases the GIL inside the reduction
+            best = min(best, time.perf_counter() - t)
+    return data.nbytes / best / 1e9
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("guardcli", "onnxruntime", "onnxruntime-genai", "numpy", "torch", "transformers"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", action="append", default=[], metavar="LABEL=PATH")
+    parser.add_argument("--bench", required=True)
+    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--tokenizer-bundle", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args)
+    if not args.engine:
+        parser.error("give at least one --engine LABEL=PATH")
+
+    from guardcli.models import resolve_model
+
+    guardcli_paths = [
+        p for label, p in (e.split("=", 1) for e in args.engine) if not label.startswith("torch")
+    ]
+    reference_bundle = str(resolve_model(guardcli_paths[0]).path) if guardcli_paths else None
+    common = ["--bench", args.bench, "--limit", str(args.limit), "--seed", str(args.seed),
+              "--max-new-tokens", str(args.max_new_tokens),
+              "--batch-size", *map(str, args.batch_size)]  # fmt: skip
+    results = []
+    for engine in args.engine:
+        print(f"bench: running {engine}", file=sys.stderr)
+        command = [sys.executable, __file__, "--worker", engine, *common]
+        if reference_bundle:
+            command += ["--tokenizer-bundle", reference_bundle]
+        done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+        if done.returncode != 0:
+            print(f"bench: {engine} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    bandwidth = memory_bandwidth_gbs()
+    weights = (
+        (Path(reference_bundle) / "model.onnx.data").stat().st_size if reference_bundle else None
+    )
+    ceiling = bandwidth * 1e9 / weights if weights else None
+    print(f"memory bandwidth {bandwidth:.1f} GB/s; fp32 weights {weights / 1e6:.0f} MB -> "
+          f"batch-1 decode ceiling {ceiling:.0f} tokens/s" if weights else "")  # fmt: skip
+    print("| engine | batch | samples/s | prefill tok/s | decode tok/s | p50 s | p95 s "
+          "| peak RSS MB | verdicts = ref |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    reference = {run["batch"]: run["verdicts"] for run in results[0]["runs"]}
+    for result in results:
+        for run in result["runs"]:
+            ref = reference.get(run["batch"]) or next(iter(reference.values()))
+            same = sum(a == b for a, b in zip(run["verdicts"], ref, strict=True))
+            run["agreement"] = same / len(ref)
+            print(
+                f"| {result['engine']} | {run['batch']} | {run['samples_per_s']:.2f} "
+                f"| {run['prefill_tokens_per_s']:.0f} | {run['decode_tokens_per_s']:.1f} "
+                f"| {run['p50_latency_s']:.1f} | {run['p95_latency_s']:.1f} "
+                f"| {result['peak_rss_mb']:.0f} | {100 * run['agreement']:.0f}% |"
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+            "versions": versions(),
+            "bench": args.bench,
+            "limit": args.limit,
+            "memory_bandwidth_gbs": bandwidth,
+            "fp32_weight_bytes": weights,
+            "batch1_decode_ceiling_tokens_per_s": ceiling,
+            "engines": results,
+        }
+        args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""scripts/bench.py runs two engines on the same weights and inputs and reports them fairly.
+
+On the fixture model, transformers ``generate`` and guardcli decode the same greedy tokens
+(tests/test_parity.py), so the bench must report 100% verdict agreement between them at every
+batch size, and its JSON record must carry what makes a run comparable: machine, versions,
+the bandwidth ceiling and per-engine peak RSS. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from export.fixture import FIXTURE_PAIRS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_compares_torch_and_guardcli_on_the_same_inputs(fixture_bundle, tmp_path):
+    labelled = tmp_path / "pairs.jsonl"
+    labelled.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": p.prompt,
+                    "response": p.response,
+                    "prompt_harm_label": p.request.value,
+                }
+            )
+            + "\n"
+            for p in FIXTURE_PAIRS
+        )
+    )
+    record = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"),
+         "--engine", f"torch-fp32={fixture_bundle.parent / 'checkpoint'}",
+         "--engine", f"guardcli-fp32={fixture_bundle}",
+         "--bench", str(labelled), "--limit", "4", "--batch-size", "1", "2",
+         "--max-new-tokens", "200", "--json", str(record)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert len(lines) == 1 + 2 * 2  # header + 2 engines x 2 batch sizes
+    data = json.loads(record.read_text())
+    assert data["versions"]["onnxruntime-genai"] and data["memory_bandwidth_gbs"] > 0
+    assert data["batch1_decode_ceiling_tokens_per_s"] > 0
+    for engine in data["engines"]:
+        assert engine["peak_rss_mb"] > 0
+        for run in engine["runs"]:
+            assert run["samples"] == 4 and run["agreement"] == 1.0, (engine["engine"], run)
+            assert run["decode_tokens_per_s"] > 0 and run["p95_latency_s"] >= run["p50_latency_s"]
+    torch_verdicts = data["engines"][0]["runs"][0]["verdicts"]
+    assert any(v[0] == "harmful" for v in torch_verdicts)  # real verdicts, not all unknown
