@@ -50,10 +50,12 @@ def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -
     from guardcli.guard import GuardOptions
     from guardcli.models import open_guard, resolve_model
 
+    # One guard for every batch size (classify_batch takes whatever rows it is given), so the
+    # process's peak RSS is one loaded model's.
+    options = GuardOptions(max_new_tokens=max_new, batch_size=max(batches))
+    guard, _manifest, _ = open_guard(resolve_model(path), device="cpu", options=options)
     runs = []
     for batch in batches:
-        options = GuardOptions(max_new_tokens=max_new, batch_size=batch)
-        guard, _manifest, _ = open_guard(resolve_model(path), device="cpu", options=options)
         guard.classify_batch(samples[:batch])  # warm-up
         rows, prefill = [], 0.0
         start = time.perf_counter()
