@@ -136,7 +136,7 @@ def check_mapping(tensors: list[Tensor], checkpoint: Path, data: Path) -> int:
     return compared
 
 
-def save_adapter(source: Path, dest: Path, dtype: str) -> tuple[float, int]:
+def store_adapter(source: Path, dest: Path, dtype: str) -> tuple[float, int]:
     """The adapter's tensors in ``dtype``; returns (scale, rank)."""
     import numpy as np
     from safetensors.numpy import load_file, save_file
@@ -163,7 +163,7 @@ def package(
         [s for s in STAGES if (workdir / s[1] / ADAPTER).is_dir()], 1
     ):
         file = f"adapters/{index}-{stage}.safetensors"
-        scale, _rank = save_adapter(workdir / folder / ADAPTER, output / file, dtype)
+        scale, _rank = store_adapter(workdir / folder / ADAPTER, output / file, dtype)
         adapters.append(Adapter(file, sha256_file(output / file), scale, stage))
         final = workdir / folder
     if final is None:

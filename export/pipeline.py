@@ -224,12 +224,21 @@ def plan(recipe: Recipe) -> list[Stage]:
             f"bundle-{name}", "convert", argv + convert_argv, out, lambda: _bundle_done(out)
         )
 
-    distill = _own("distill", recipe.section("distill"), ("output",))
-    rsft_opts = _own("rsft", recipe.section("rsft"), ("model", "data", "output", "resume"))
-    self_opts = _own("self-distill", recipe.section("self-distill"), ("output", "teacher"))
-    again_opts = _own(
-        "rsft-self", recipe.section("rsft-self"), ("model", "data", "output", "resume")
-    )
+    def distill(name: str, out: Path, teacher: str | None = None) -> Stage:
+        """The recipe's teachers, or one the pipeline joins in (and the recipe may not set)."""
+        joined = ("output", "teacher") if teacher else ("output",)
+        options = _own(name, recipe.section(name), joined)
+        argv = ["--output", str(out), *(["--teacher", teacher] if teacher else [])]
+        argv += to_argv(_parser("distill"), options, name)
+        done = out.with_name(out.name + ".summary.json")
+        return Stage(name, "distill", argv, out.parent, done.is_file)
+
+    def sft(name: str, model: Path | str, data: list[Path], out: Path) -> Stage:
+        options = _own(name, recipe.section(name), ("model", "data", "output", "resume"))
+        argv = ["--model", str(model), "--data", *map(str, data), "--output", str(out)]
+        argv += to_argv(_parser("rsft"), options, name)
+        return Stage(name, "rsft", argv, out, (out / TRAIN_LOG).is_file)
+
     hsdpo_opts = recipe.section("hsdpo")
     hsdpo_opts = _own("hsdpo", hsdpo_opts, ("model", "sample-model", "output"))
     hsdpo_opts.setdefault("data", [str(train)])
@@ -241,63 +250,17 @@ def plan(recipe: Recipe) -> list[Stage]:
     eval_out = work / "eval.json"
     eval_argv = [arg for m in models for arg in ("--model", str(bundles / m))]
 
-    stages = [
-        Stage(
-            "distill",
-            "distill",
-            ["--output", str(train), *to_argv(_parser("distill"), distill, "distill")],
-            work / "distill",
-            lambda: train.with_name(train.name + ".summary.json").is_file(),
-        ),
-        Stage(
-            "rsft",
-            "rsft",
-            [
-                "--model",
-                base,
-                "--data",
-                str(train),
-                "--output",
-                str(rsft),
-                *to_argv(_parser("rsft"), rsft_opts, "rsft"),
-            ],
-            rsft,
-            lambda: (rsft / TRAIN_LOG).is_file(),
-        ),
-        bundle("rsft", rsft),
-    ]
-    sft, sft_bundle = rsft, bundles / "rsft"
+    stages = [distill("distill", train), sft("rsft", base, [train], rsft), bundle("rsft", rsft)]
+    sft_model, sft_bundle = rsft, bundles / "rsft"
     if recipe.sections.get("self-distill"):
         self_train = work / "self-distill" / "train.jsonl"
         again = work / "rsft-self"
-        self_argv = ["--output", str(self_train), "--teacher", f"model:{bundles / 'rsft'}"]
         stages += [
-            Stage(
-                "self-distill",
-                "distill",
-                self_argv + to_argv(_parser("distill"), self_opts, "self-distill"),
-                work / "self-distill",
-                lambda: self_train.with_name(self_train.name + ".summary.json").is_file(),
-            ),
-            Stage(
-                "rsft-self",
-                "rsft",
-                [
-                    "--model",
-                    str(rsft),
-                    "--data",
-                    str(self_train),
-                    str(train),
-                    "--output",
-                    str(again),
-                    *to_argv(_parser("rsft"), again_opts, "rsft-self"),
-                ],
-                again,
-                lambda: (again / TRAIN_LOG).is_file(),
-            ),
+            distill("self-distill", self_train, teacher=f"model:{bundles / 'rsft'}"),
+            sft("rsft-self", rsft, [self_train, train], again),
             bundle("rsft-self", again),
         ]
-        sft, sft_bundle = again, bundles / "rsft-self"
+        sft_model, sft_bundle = again, bundles / "rsft-self"
     stages += [
         Stage(
             "hsdpo",
@@ -305,7 +268,7 @@ def plan(recipe: Recipe) -> list[Stage]:
             [
                 "all",
                 "--model",
-                str(sft),
+                str(sft_model),
                 "--sample-model",
                 str(sft_bundle),
                 "--output",
