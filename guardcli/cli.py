@@ -52,6 +52,12 @@ class Split(str, Enum):
     paragraphs = "paragraphs"
 
 
+class RunMode(str, Enum):
+    reason = "reason"
+    fast = "fast"
+    cascade = "cascade"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -115,6 +121,28 @@ MaxInOpt = Annotated[
     ),
 ]
 DEFAULT_BATCH = 8
+ModeOpt = Annotated[
+    RunMode,
+    typer.Option(
+        "--mode",
+        help="reason: full reasoning for every sample. fast: no reasoning, a score per task "
+        "from the label tokens (one prefill). cascade: fast for all, full reasoning where a "
+        "harm score falls in --band.",
+    ),
+]
+BandOpt = Annotated[
+    str,
+    typer.Option(
+        "--band", help="cascade: harm scores in LOW,HIGH are reasoned about.", metavar="LOW,HIGH"
+    ),
+]
+ExplainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--explain-flagged",
+        help="cascade: also reason about every sample triage flags, so each carries its reasoning.",
+    ),
+]
 BatchOpt = Annotated[
     int | None,
     typer.Option(
@@ -135,38 +163,52 @@ def _pick_format(fmt: Format | None, output: Path | None) -> Format:
     return Format.table if sys.stdout.isatty() else Format.jsonl
 
 
-def _open_model(  # noqa: ANN202
-    model,
-    device,
-    threads,
-    no_verify,
-    *,
-    max_new_tokens,
-    max_input_tokens,
-    batch_size,  # noqa: ANN001
-):
-    """Resolve and open the model, say which on stderr; returns (guard, manifest, where)."""
+def _open_model(model, device, threads, no_verify, **options):  # noqa: ANN001, ANN202
+    """Resolve and open the model, say which on stderr; returns (guard, manifest, where).
+    ``options`` are GuardOptions fields (mode may be a RunMode, band a "LOW,HIGH" string)."""
     from guardcli.guard import GuardOptions
     from guardcli.models import open_guard, resolve_model
 
+    if isinstance(options.get("mode"), RunMode):
+        options["mode"] = options["mode"].value
+    if isinstance(options.get("band"), str):
+        options["band"] = parse_band(options["band"])
+    guard_options = GuardOptions(**options)  # a bad option fails before the model loads
     resolved = resolve_model(model)
     guard, manifest, chosen = open_guard(
         resolved,
         device=device.value,
         threads=threads,
         verify_hashes=not no_verify,
-        options=GuardOptions(
-            max_new_tokens=max_new_tokens, max_input_tokens=max_input_tokens, batch_size=batch_size
-        ),
+        options=guard_options,
     )
     threads_used = getattr(guard.engine.backend, "threads", None)
     plural = "" if threads_used == 1 else "s"
     where = f"{chosen}, {threads_used} thread{plural}" if chosen == "cpu" else chosen
     _say(
         f"guardcli: model {manifest.name} ({manifest.precision}) from {resolved.path} "
-        f"[{resolved.origin}] on {where}"
+        f"[{resolved.origin}] on {where}, {_describe_mode(guard.options)}"
     )
     return guard, manifest, where
+
+
+def _describe_mode(options) -> str:  # noqa: ANN001 - GuardOptions
+    if options.mode != "cascade":
+        return f"{options.mode} mode"
+    low, high = options.band
+    also = ", and every flagged sample" if options.explain_flagged else ""
+    return f"cascade mode (reasoning for harm scores in {low:g}..{high:g}{also})"
+
+
+def parse_band(text: str) -> tuple[float, float]:
+    """ "LOW,HIGH" -> (LOW, HIGH); Guard checks the range, for library callers too."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--band {text!r} is not LOW,HIGH", hint="give two numbers, e.g. --band 0.2,0.8"
+        ) from None
+    return low, high
 
 
 def _load(model, device, threads, no_verify, **options):  # noqa: ANN001, ANN202

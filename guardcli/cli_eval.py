@@ -13,13 +13,17 @@ import typer
 
 from guardcli.cli import (
     DEFAULT_BATCH,
+    BandOpt,
     Device,
     DeviceOpt,
+    ExplainOpt,
     Format,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
+    ModeOpt,
     NoVerifyOpt,
+    RunMode,
     ThreadsOpt,
     _check_output,
     _errors,
@@ -71,6 +75,9 @@ def eval_(
         ),
     ] = False,
     model: ModelOpt = None,
+    run_mode: ModeOpt = RunMode.reason,
+    band: BandOpt = "0.2,0.8",
+    explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     no_verify: NoVerifyOpt = False,
@@ -153,9 +160,19 @@ def eval_(
                 )
             results = _score_predictions(predictions, the_task, mode)
         else:
-            options = (device, threads, no_verify, batch_size, max_new_tokens, max_input_tokens)
+            options = (device, threads, no_verify)
+            guard_options = {
+                "batch_size": batch_size or DEFAULT_BATCH,
+                "max_new_tokens": max_new_tokens,
+                "max_input_tokens": max_input_tokens,
+                "mode": run_mode,
+                "band": band,
+                "explain_flagged": explain_flagged,
+            }
             files = _labelled_files(benchmarks, the_task, limit, seed)
-            results = _run_benchmarks(files, model, options, output, resume, mode, quiet)
+            results = _run_benchmarks(
+                files, model, options, guard_options, output, resume, mode, quiet
+            )
         _print_report(results, task_averages(results), mode, reference, as_json, as_markdown)
         if chart is not None:
             from guardcli.chart import write_chart
@@ -218,7 +235,7 @@ def _labelled_files(paths: list[str], task: str | None, limit: int | None, seed:
     return files
 
 
-def _run_benchmarks(files, model, options, output, resume, mode, quiet) -> list:  # noqa: ANN001
+def _run_benchmarks(files, model, options, guard_options, output, resume, mode, quiet) -> list:  # noqa: ANN001
     """Judge every file's items, writing each prediction as it exists, then score them."""
     from guardcli import predictions as preds
     from guardcli.evaluate import judge_file
@@ -236,22 +253,14 @@ def _run_benchmarks(files, model, options, output, resume, mode, quiet) -> list:
         done = [_check_output(target, resume, Format.jsonl) for target in targets]
     elif resume:
         raise UsageError("--resume needs --output DIR", hint="name the predictions folder")
-    device, threads, no_verify, batch_size, max_new_tokens, max_input_tokens = options
+    device, threads, no_verify = options
     todo = sum(
         1 for f, d in zip(files, done, strict=True) for item in f.items if item.sample.id not in d
     )
     results = []
     show_bar = sys.stderr.isatty() and not quiet
     try:
-        guard = _load(
-            model,
-            device,
-            threads,
-            no_verify,
-            max_new_tokens=max_new_tokens,
-            max_input_tokens=max_input_tokens,
-            batch_size=batch_size or DEFAULT_BATCH,
-        )
+        guard = _load(model, device, threads, no_verify, **guard_options)
         with _progress(todo, show_bar, "evaluating") as progress:
             bar = progress.add_task("eval", total=todo)
             for found, target, already in zip(files, targets, done, strict=True):

@@ -16,9 +16,11 @@ import typer
 
 from guardcli.cli import (
     DEFAULT_BATCH,
+    BandOpt,
     BatchOpt,
     Device,
     DeviceOpt,
+    ExplainOpt,
     FailOn,
     FailOnOpt,
     Format,
@@ -26,8 +28,10 @@ from guardcli.cli import (
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
+    ModeOpt,
     NoVerifyOpt,
     ReasoningOpt,
+    RunMode,
     Split,
     ThreadsOpt,
     _check_output,
@@ -156,6 +160,9 @@ def _exit_code(summary: Summary, strict: bool) -> ExitCode:
 def scan(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")],
     model: ModelOpt = None,
+    mode: ModeOpt = RunMode.reason,
+    band: BandOpt = "0.2,0.8",
+    explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     no_verify: NoVerifyOpt = False,
@@ -266,6 +273,9 @@ def scan(
                 max_new_tokens=max_new_tokens,
                 max_input_tokens=max_input_tokens,
                 batch_size=batch_size or (1 if live else DEFAULT_BATCH),
+                mode=mode,
+                band=band,
+                explain_flagged=explain_flagged,
             )
             _moderate(
                 todo,
@@ -319,6 +329,9 @@ def classify(
         typer.Option("--response", "-r", help="The AI's response, if any.", show_default=False),
     ] = None,
     model: ModelOpt = None,
+    mode: ModeOpt = RunMode.reason,
+    band: BandOpt = "0.2,0.8",
+    explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
     no_verify: NoVerifyOpt = False,
@@ -341,6 +354,9 @@ def classify(
             max_new_tokens=max_new_tokens,
             max_input_tokens=max_input_tokens,
             batch_size=1,
+            mode=mode,
+            band=band,
+            explain_flagged=explain_flagged,
         )
         sample = Sample(id="1", prompt=prompt, response=response, source="--prompt")
         try:

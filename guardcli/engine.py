@@ -9,6 +9,12 @@ backend could be added without touching the CLI. One ``generate`` call is:
 2. decode: one token per row per step, reusing the KV cache, until every row has stopped —
    at EOS, at ``max_new_tokens``, or when the caller's ``should_stop`` says its answer is
    complete.
+
+``choose`` is the other way to use a model (fast triage): no decoding at all. The prompt is
+fed once, then at each choice a few forced tokens are appended and only the logits of the
+candidate tokens are read. It runs at batch 1 on one persistent reader, so consecutive
+prompts share their common head (the GuardReasoner instruction) in the KV cache: each prompt
+rewinds to the longest common prefix with the previous one and appends only the rest.
 """
 
 from __future__ import annotations
@@ -29,6 +35,20 @@ class Decoder(Protocol):
     def close(self) -> None: ...
 
 
+class Reader(Protocol):
+    """A batch-1 sequence whose KV cache persists between prompts."""
+
+    def append(self, ids: Sequence[int]) -> None: ...
+
+    def rewind(self, length: int) -> None: ...
+
+    def logits(self, tokens: Sequence[int]) -> Sequence[float]:
+        """The next-token logits of these ids after the last appended token."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     name: str
     device: str
@@ -37,6 +57,31 @@ class Backend(Protocol):
     pad_token_id: int
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Decoder: ...
+
+    def reader(self, max_length: int) -> Reader: ...
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One forced-answer step: append ``lead`` (after the previous pick's tokens), then pick
+    among ``options`` by the logit of each option's first token. First tokens must differ."""
+
+    lead: tuple[int, ...]
+    options: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class Picked:
+    index: int
+    probs: tuple[float, ...]  # softmax over the options' first-token logits
+
+
+@dataclass(frozen=True)
+class Choices:
+    picks: list[Picked]
+    tokens: list[int]  # every token appended after the prompt (leads and picked options)
+    latency_s: float
+    reused: int  # prompt tokens served from the cache of the previous prompt
 
 
 @dataclass(frozen=True)
@@ -59,6 +104,77 @@ StopRule = Callable[[int, Sequence[int]], bool]
 class Engine:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._reader: Reader | None = None
+        self._reader_len = 0
+        self._cached: list[int] = []  # the ids the reader holds, in order
+
+    def choose(self, prompt: Sequence[int], choices: Sequence[Choice]) -> Choices:
+        """Walk ``choices`` after ``prompt`` greedily by restricted softmax; see the module
+        docstring. Deterministic: the same ids give the same picks, cached or not."""
+        import math
+
+        if not prompt:
+            raise ValueError("the prompt needs at least one token")
+        for choice in choices:
+            firsts = [option[0] for option in choice.options]
+            if len(choice.options) < 2 or len(set(firsts)) != len(firsts) or not all(firsts):
+                raise ValueError("each choice needs options with distinct first tokens")
+        need = len(prompt) + sum(len(c.lead) + max(map(len, c.options)) for c in choices)
+        if need > self.backend.context_length:
+            raise ModelError(
+                f"input of {len(prompt)} tokens does not fit a "
+                f"{self.backend.context_length}-token context with the answer tokens",
+                hint="lower --max-input-tokens",
+            )
+        start = time.perf_counter()
+        reader, keep = self._reader_for(prompt, need)
+        picks: list[Picked] = []
+        tokens: list[int] = []
+        try:
+            if keep < len(self._cached):
+                reader.rewind(keep)
+            del self._cached[keep:]
+            pending = list(prompt[keep:])
+            for choice in choices:
+                pending += choice.lead
+                tokens += choice.lead
+                if pending:
+                    reader.append(pending)
+                    self._cached += pending
+                logits = [float(x) for x in reader.logits([o[0] for o in choice.options])]
+                top = max(logits)
+                weights = [math.exp(x - top) for x in logits]
+                probs = tuple(w / sum(weights) for w in weights)
+                index = max(range(len(probs)), key=probs.__getitem__)
+                picks.append(Picked(index, probs))
+                pending = list(choice.options[index])
+                tokens += pending
+        except BaseException:  # the cache no longer matches what we think it holds
+            self.close_reader()
+            raise
+        # The last pick's tokens stay unappended: the next prompt rewinds past them anyway.
+        return Choices(picks, tokens, time.perf_counter() - start, keep)
+
+    def _reader_for(self, prompt: Sequence[int], need: int) -> tuple[Reader, int]:
+        """The open reader and how many of ``prompt``'s ids it already holds; a new reader
+        when there is none or the current one is too short for this prompt."""
+        if self._reader is not None and need <= self._reader_len:
+            keep = 0
+            for cached, new in zip(self._cached, prompt, strict=False):
+                if cached != new:
+                    break
+                keep += 1
+            # The reader must append at least one id to have fresh logits to read.
+            return self._reader, min(keep, len(prompt) - 1)
+        self.close_reader()
+        length = min(self.backend.context_length, max(need, 2048))
+        self._reader, self._reader_len = self.backend.reader(length), length
+        return self._reader, 0
+
+    def close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader, self._reader_len, self._cached = None, 0, []
 
     def generate(
         self,

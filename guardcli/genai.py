@@ -63,6 +63,28 @@ class _GenaiDecoder:
         self._generator = None
 
 
+class _GenaiReader:
+    def __init__(self, np: Any, generator: Any) -> None:
+        self._np = np
+        self._generator = generator
+
+    def append(self, ids: Sequence[int]) -> None:
+        try:
+            self._generator.append_tokens(self._np.asarray([ids], dtype=self._np.int32))
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"onnxruntime-genai failed to read the input: {exc}") from exc
+
+    def rewind(self, length: int) -> None:
+        self._generator.rewind_to(length)
+
+    def logits(self, tokens: Sequence[int]) -> Sequence[float]:
+        row = self._generator.get_logits()[0, -1]
+        return [float(row[t]) for t in tokens]
+
+    def close(self) -> None:
+        self._generator = None
+
+
 class GenaiBackend:
     name = "onnxruntime-genai"
 
@@ -99,6 +121,15 @@ class GenaiBackend:
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> _GenaiDecoder:
         return self.start_search(prompts, max_new_tokens, {"do_sample": False}, "generation")
+
+    def reader(self, max_length: int) -> _GenaiReader:
+        og = self._og
+        try:
+            params = og.GeneratorParams(self._model)
+            params.set_search_options(max_length=max_length, batch_size=1)
+            return _GenaiReader(self._np, og.Generator(self._model, params))
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"onnxruntime-genai failed to start triage: {exc}") from exc
 
     def start_search(
         self,

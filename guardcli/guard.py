@@ -8,16 +8,18 @@ judge a sample identically.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from guardcli.engine import Engine
 from guardcli.errors import UsageError
 from guardcli.parse import answers_complete, parse
 from guardcli.prompt import build_input
-from guardcli.records import Generation, Result, Sample
+from guardcli.records import Generation, Label, Result, Sample
 from guardcli.tokenizer import TextCodec
 
 DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
+MODES = ("reason", "fast", "cascade")
+DEFAULT_BAND = (0.2, 0.8)
 
 # (row in batch, text piece) as the model writes it
 TextCallback = Callable[[int, str], None]
@@ -29,6 +31,23 @@ class GuardOptions:
     max_input_tokens: int | None = None  # None: what fits the context beside max_new_tokens
     batch_size: int = 8
     stop_at_answers: bool = True
+    # reason: full reasoning for every sample. fast: label-token scores only (guardcli.triage).
+    # cascade: fast for all, reasoning for those with a harm score inside ``band`` (and for
+    # every flagged one when ``explain_flagged``).
+    mode: str = "reason"
+    band: tuple[float, float] = DEFAULT_BAND
+    explain_flagged: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse a bad mode or band when the options are made, before any model loads."""
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}", hint="use reason, fast or cascade")
+        low, high = self.band
+        if not 0.0 <= low <= high <= 1.0:
+            raise UsageError(
+                f"band {low:g},{high:g} needs 0 <= LOW <= HIGH <= 1",
+                hint="e.g. --band 0.2,0.8 (scores from 0.2 to 0.8 get full reasoning)",
+            )
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,7 @@ class Guard:
         self.options = options or GuardOptions()
         # Refuse an impossible budget now, before a scan reads its first sample.
         input_limit(engine.backend.context_length, self.options)
+        self._triage = None
 
     @property
     def input_limit(self) -> int:
@@ -117,6 +137,69 @@ class Guard:
         on_text: TextCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> list[Result]:
+        """Judge ``samples`` in the configured mode; results in input order."""
+        mode = self.options.mode
+        if mode == "reason" or not samples:
+            return self.reason_batch(samples, on_text=on_text, cancelled=cancelled)
+        fast = [self.triage(sample, cancelled=cancelled) for sample in samples]
+        if mode == "fast":
+            return fast
+        todo = [row for row, result in enumerate(fast) if self._needs_reasoning(result)]
+        if not todo:
+            return fast
+
+        def on_subset_text(row: int, piece: str) -> None:
+            if on_text is not None:
+                on_text(todo[row], piece)
+
+        reasoned = self.reason_batch(
+            [samples[row] for row in todo], on_text=on_subset_text, cancelled=cancelled
+        )
+        results = list(fast)
+        for row, deep in zip(todo, reasoned, strict=True):
+            results[row] = _combine(fast[row], deep)
+        return results
+
+    def _needs_reasoning(self, result: Result) -> bool:
+        from guardcli.triage import uncertain
+
+        verdict = result.verdict
+        if self.options.explain_flagged and (verdict.request_harmful or verdict.response_harmful):
+            return True
+        return uncertain(verdict.scores, self.options.band)
+
+    def triage(self, sample: Sample, *, cancelled: Callable[[], bool] | None = None) -> Result:
+        """One sample by fast triage: label-token probabilities, no reasoning."""
+        from guardcli.triage import Triage
+
+        if cancelled is not None and cancelled():
+            raise KeyboardInterrupt
+        if self._triage is None:
+            self._triage = Triage(self.codec)
+        has_response = sample.response is not None
+        enc = self.encode(sample)
+        chosen = self.engine.choose(enc.ids, self._triage.choices(has_response))
+        generation = Generation(
+            text="",
+            prompt_tokens=len(enc.ids),
+            output_tokens=0,
+            latency_s=chosen.latency_s,
+            finish="answers",
+            truncated_input=enc.truncated,
+            prefill_s=chosen.latency_s,
+            mode="fast",
+        )
+        verdict = self._triage.verdict(chosen, has_response)
+        return Result(sample=sample, verdict=verdict, generation=generation)
+
+    def reason_batch(
+        self,
+        samples: Sequence[Sample],
+        *,
+        on_text: TextCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        """Full reasoning for every sample, generated as one batch."""
         if not samples:
             return []
         encoded = [self.encode(s) for s in samples]
@@ -175,3 +258,27 @@ class Guard:
                 batch = []
         if batch:
             yield from self.classify_batch(batch, cancelled=cancelled)
+
+
+def _combine(fast: Result, deep: Result) -> Result:
+    """A cascaded sample: the reasoning's verdict with the fast scores kept beside it, and
+    the time of both. Reasoning that gives no readable Answers leaves the fast verdict (its
+    tokens still counted); a task the reasoning left unanswered keeps the fast label."""
+    assert fast.generation is not None and deep.generation is not None
+    took = fast.generation.latency_s + deep.generation.latency_s
+    if not deep.verdict.parsed:
+        spent = replace(
+            fast.generation, latency_s=took, output_tokens=deep.generation.output_tokens
+        )
+        return replace(fast, generation=spent)
+    labels = {
+        task: getattr(deep.verdict, task)
+        if getattr(deep.verdict, task) is not Label.UNKNOWN
+        else getattr(fast.verdict, task)
+        for task in ("request", "completion", "response")
+    }
+    return replace(
+        deep,
+        verdict=replace(deep.verdict, scores=fast.verdict.scores, **labels),
+        generation=replace(deep.generation, latency_s=took),
+    )

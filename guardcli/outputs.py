@@ -34,6 +34,10 @@ FIELDS = (
     "latency_ms",
     "finish",
     "truncated",
+    "mode",
+    "request_score",
+    "refusal_score",
+    "response_score",
 )
 
 
@@ -80,6 +84,10 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
         "latency_ms": round(generation.latency_s * 1000) if generation else None,
         "finish": generation.finish if generation else None,
         "truncated": generation.truncated_input if generation else None,
+        "mode": generation.mode if generation else None,
+        # P(harmful request), P(refusal), P(harmful response) from the label tokens, for
+        # thresholds and ROC curves; null where triage did not run (--mode reason).
+        **score_fields(verdict),
     }
     if reasoning:
         record["reasoning"] = {
@@ -92,6 +100,17 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
     for key, value in result.extra.items():
         record.setdefault(key, value)
     return record
+
+
+def score_fields(verdict: Verdict) -> dict[str, float | None]:
+    scores = verdict.scores
+    values = (
+        (None, None, None) if scores is None else (scores.request, scores.refusal, scores.response)
+    )
+    return {
+        f"{name}_score": None if value is None else round(value, 6)
+        for name, value in zip(("request", "refusal", "response"), values, strict=True)
+    }
 
 
 # Line breaks to str.splitlines() and to JavaScript, but not to JSON: left raw they would cut a
@@ -235,6 +254,9 @@ class TableWriter(Writer):
             table.add_column(name, overflow="ellipsis", no_wrap=True)
         table.add_column("tokens", justify="right", overflow="ellipsis", no_wrap=True)
         table.add_column("latency", justify="right", overflow="ellipsis", no_wrap=True)
+        scored = any(record["request_score"] is not None for record in self.rows)
+        if scored:
+            table.add_column("p(harm) req/resp", justify="right", no_wrap=True)
         for record in self.rows:
             table.add_row(
                 # Untrusted: cleaned, and a Text so rich never reads it as markup.
@@ -244,6 +266,7 @@ class TableWriter(Writer):
                 _label(record["status"]),
                 _tokens(record),
                 "-" if record["latency_ms"] is None else f"{record['latency_ms'] / 1000:.1f}s",
+                *([_harm_scores(record)] if scored else []),
             )
         return table
 
@@ -255,6 +278,13 @@ def _label(value: str) -> str:
     """Labels and statuses are our own enum values, so styling them is safe."""
     style = _STYLES.get(value)
     return f"[{style}]{value}[/]" if style else value
+
+
+def _harm_scores(record: dict[str, Any]) -> str:
+    return "/".join(
+        "-" if record[key] is None else f"{record[key]:.2f}"
+        for key in ("request_score", "response_score")
+    )
 
 
 def _tokens(record: dict[str, Any]) -> str:

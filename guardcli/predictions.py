@@ -27,7 +27,7 @@ from guardcli.errors import InputError, UsageError
 from guardcli.inputs import Skip, read_objects
 from guardcli.labelled import LabelledSample, Task, benchmark_of, parse_task, read_prediction
 from guardcli.metrics import NEGATIVE, POSITIVE
-from guardcli.outputs import json_line
+from guardcli.outputs import json_line, score_fields
 from guardcli.prompt import build_input
 from guardcli.records import Result
 from guardcli.scoring import Judged
@@ -152,6 +152,8 @@ def record(item: LabelledSample, result: Result, task: Task) -> dict[str, Any]:
         "latency_ms": round(generation.latency_s * 1000) if generation else None,
         "finish": generation.finish if generation else None,
         "truncated": generation.truncated_input if generation else None,
+        "mode": generation.mode if generation else None,
+        **score_fields(result.verdict),
     }
 
 

@@ -48,6 +48,20 @@ class TaskReasoning:
 
 
 @dataclass(frozen=True)
+class Scores:
+    """The model's own probability of the flagging label of each task, read from the label
+    tokens of its Answers block (guardcli.triage): P(harmful request), P(refusal),
+    P(harmful response). None where a task was not scored (no response to judge)."""
+
+    request: float | None = None
+    refusal: float | None = None
+    response: float | None = None
+
+    def values(self) -> tuple[float, ...]:
+        return tuple(v for v in (self.request, self.refusal, self.response) if v is not None)
+
+
+@dataclass(frozen=True)
 class Verdict:
     request: Label = Label.UNKNOWN
     completion: Label = Label.UNKNOWN
@@ -55,6 +69,7 @@ class Verdict:
     status: ParseStatus = ParseStatus.FAILED
     reasoning: tuple[TaskReasoning, ...] = ()
     raw: str = ""
+    scores: Scores | None = None  # set when fast triage ran (--mode fast or cascade)
 
     @property
     def parsed(self) -> bool:
@@ -81,6 +96,7 @@ class Generation:
     finish: str  # "eos" | "answers" | "length"
     truncated_input: bool = False
     prefill_s: float = 0.0  # the batch's prefill, shared by its rows (benchmarks split on it)
+    mode: str = "reason"  # "reason": the model wrote its reasoning; "fast": label tokens only
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class TextCodec:
         ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         return [self.bos_token_id, *ids] if self.add_bos else list(ids)
 
+    def pieces(self, text: str) -> list[int]:
+        """Ids of text that continues a sequence (no BOS), e.g. forced answer tokens."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 

@@ -6,9 +6,13 @@
         --bench ../shared/data/guardreasoner/benchmark/0_A_beaver_tails.json --limit 16 \\
         --batch-size 1 8
 
-Each ``--engine LABEL=PATH`` (a guardcli bundle, or for a ``torch-*`` label a Hugging Face
-checkpoint run with transformers ``generate``, greedy) runs in its own subprocess, so its peak
-RSS is its own. The first engine is the reference for verdict agreement. Per engine and batch
+Each ``--engine LABEL=PATH`` runs in its own subprocess, so its peak RSS is its own. PATH is
+a guardcli bundle or model name (``PATH@fast`` / ``PATH@cascade`` runs that --mode); for a
+``torch-*`` label a Hugging Face checkpoint run with transformers ``generate`` (greedy); for a
+``llama*`` label a GGUF file run with llama-cpp-python (greedy, one sequence at a time, so
+only its batch-1 row exists; it stops at the Answers block as guardcli does).
+
+The first engine is the reference for verdict agreement. Per engine and batch
 size: samples/s, prefill and decode tokens/s, p50/p95 latency per sample, peak RSS, and the
 share of samples whose three parsed answers equal the reference's. Above the table: this
 machine's measured memory bandwidth and the batch-1 decode ceiling it implies for the fp32
@@ -50,9 +54,10 @@ def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -
     from guardcli.guard import GuardOptions
     from guardcli.models import open_guard, resolve_model
 
+    path, _, mode = path.partition("@")
     # One guard for every batch size (classify_batch takes whatever rows it is given), so the
     # process's peak RSS is one loaded model's.
-    options = GuardOptions(max_new_tokens=max_new, batch_size=max(batches))
+    options = GuardOptions(max_new_tokens=max_new, batch_size=max(batches), mode=mode or "reason")
     guard, _manifest, _ = open_guard(resolve_model(path), device="cpu", options=options)
     runs = []
     for batch in batches:
@@ -142,6 +147,67 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     return runs
 
 
+def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
+    from llama_cpp import Llama
+
+    from guardcli.bundle import read_manifest
+    from guardcli.genai import default_threads
+    from guardcli.parse import answers_complete, parse
+    from guardcli.prompt import build_input
+    from guardcli.tokenizer import TextCodec
+
+    manifest = read_manifest(Path(bundle))
+    codec = TextCodec(
+        Path(bundle) / "tokenizer.json",
+        bos_token_id=manifest.bos_token_id,
+        add_bos=manifest.add_bos,
+    )
+    threads = default_threads()
+    llm = Llama(
+        model_path=path, n_ctx=4096, n_batch=512, n_threads=threads, n_threads_batch=threads,
+        verbose=False,
+    )  # fmt: skip
+    eos = set(manifest.eos_token_ids)
+
+    def one(sample) -> tuple[dict, float, float]:  # noqa: ANN001
+        ids = codec.encode(build_input(sample.prompt, sample.response))
+        stream, out, first = codec.stream(), [], None
+        start = time.perf_counter()
+        # temp 0 is llama.cpp's greedy sampler; generate() reuses the KV cache of the common
+        # prefix with the previous prompt, as guardcli's fast mode does.
+        for token in llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
+            first = first if first is not None else time.perf_counter() - start
+            if token in eos:
+                break
+            out.append(token)
+            stream.push(token)
+            if answers_complete(stream.text) or len(out) >= max_new:
+                break
+        took = time.perf_counter() - start
+        verdict = parse(codec.decode(out))
+        row = {
+            "prompt_tokens": len(ids),
+            "output_tokens": len(out),
+            "latency_s": took,
+            "verdict": [getattr(verdict, t).value for t in TASKS],
+        }
+        return row, first or took, took
+
+    runs = []
+    for batch in batches:
+        if batch != 1:
+            continue  # llama-cpp-python's Llama runs one sequence at a time
+        one(samples[0])  # warm-up
+        rows, prefill, wall = [], 0.0, 0.0
+        for sample in samples:
+            row, p, w = one(sample)
+            rows.append(row)
+            prefill += p
+            wall += w
+        runs.append(_summary(batch, rows, wall, prefill))
+    return runs
+
+
 def _summary(batch: int, rows: list[dict], wall: float, prefill: float) -> dict:
     latencies = sorted(r["latency_s"] for r in rows)
     out_tokens = sum(r["output_tokens"] for r in rows)
@@ -164,6 +230,10 @@ def worker(args: argparse.Namespace) -> int:
     label, path = args.worker.split("=", 1)
     if label.startswith("torch"):
         runs = _torch_runs(
+            path, args.tokenizer_bundle, samples, args.batch_size, args.max_new_tokens
+        )
+    elif label.startswith("llama"):
+        runs = _llama_runs(
             path, args.tokenizer_bundle, samples, args.batch_size, args.max_new_tokens
         )
     else:
@@ -228,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     from guardcli.models import resolve_model
 
     guardcli_paths = [
-        p for label, p in (e.split("=", 1) for e in args.engine) if not label.startswith("torch")
+        p.partition("@")[0]
+        for label, p in (e.split("=", 1) for e in args.engine)
+        if not label.startswith(("torch", "llama"))
     ]
     reference_bundle = str(resolve_model(guardcli_paths[0]).path) if guardcli_paths else None
     common = ["--bench", args.bench, "--limit", str(args.limit), "--seed", str(args.seed),
@@ -262,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             ref = reference.get(run["batch"]) or next(iter(reference.values()))
             same = sum(a == b for a, b in zip(run["verdicts"], ref, strict=True))
             run["agreement"] = same / len(ref)
+            decode = f"{run['decode_tokens_per_s']:.1f}" if run["mean_output_tokens"] else "-"
             print(
                 f"| {result['engine']} | {run['batch']} | {run['samples_per_s']:.2f} "
-                f"| {run['prefill_tokens_per_s']:.0f} | {run['decode_tokens_per_s']:.1f} "
+                f"| {run['prefill_tokens_per_s']:.0f} | {decode} "
                 f"| {run['p50_latency_s']:.1f} | {run['p95_latency_s']:.1f} "
                 f"| {result['peak_rss_mb']:.0f} | {100 * run['agreement']:.0f}% |"
             )

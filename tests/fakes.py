@@ -21,6 +21,40 @@ class FakeBackend:
     device: str = "cpu"
     started: list[tuple[list[list[int]], int]] = field(default_factory=list)
     steps: int = 0
+    # ``logit(context, token)`` for readers (fast triage); default: 5 for rule(context), else 0
+    logit: Callable[[Sequence[int], int], float] | None = None
+    appended: list[list[int]] = field(default_factory=list)  # every reader.append, in order
+    rewinds: list[int] = field(default_factory=list)
+    readers: int = 0
+
+    def reader(self, max_length: int):
+        backend = self
+        backend.readers += 1
+
+        class _Reader:
+            def __init__(self) -> None:
+                self.context: list[int] = []
+
+            def append(self, ids: Sequence[int]) -> None:
+                backend.appended.append(list(ids))
+                self.context += ids
+                assert len(self.context) <= max_length, "appended past the reader's length"
+
+            def rewind(self, length: int) -> None:
+                backend.rewinds.append(length)
+                del self.context[length:]
+
+            def logits(self, tokens: Sequence[int]) -> list[float]:
+                assert self.context, "logits read before any append"
+                if backend.logit is not None:
+                    return [backend.logit(self.context, t) for t in tokens]
+                best = backend.rule(self.context)
+                return [5.0 if t == best else 0.0 for t in tokens]
+
+            def close(self) -> None:
+                pass
+
+        return _Reader()
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int):
         self.started.append(([list(p) for p in prompts], max_new_tokens))

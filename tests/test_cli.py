@@ -724,14 +724,79 @@ def test_missing_path_is_one_line_exit_2(tmp_path):
         ["scan", "-", "-", "--dry-run"],
         ["scan", "-", "--batch-size", "0"],
         ["classify"],
+        ["scan", "-", "--mode", "quick"],
+        ["scan", "-", "--mode", "cascade", "--band", "0.9,0.1"],
+        ["classify", "-p", "hi", "--band", "low,high"],
     ],
-    ids=["stdin-format", "format", "stdin-twice", "batch-size", "no-prompt"],
+    ids=[
+        "stdin-format",
+        "format",
+        "stdin-twice",
+        "batch-size",
+        "no-prompt",
+        "mode",
+        "band",
+        "band-text",
+    ],  # fmt: skip
 )
 def test_usage_errors_exit_2(args):
     result = invoke(*args, input="hello\n", env=no_model_env())
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
+
+
+# ---- --mode fast / cascade -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fast_mode_scores_every_sample_in_every_format(pairs_file, fixture_bundle):
+    model = ["-m", str(fixture_bundle), *GEN]
+    result = invoke("scan", str(pairs_file), "--mode", "fast", "-f", "jsonl", *model)
+    assert result.exit_code in (0, 1), result.stderr
+    assert "fast mode" in result.stderr
+    records = jsonl_records(result.stdout)
+    assert [r["id"] for r in records] == [p.id for p in FIXTURE_PAIRS]
+    for record, pair in zip(records, FIXTURE_PAIRS, strict=True):
+        assert record["mode"] == "fast" and record["output_tokens"] == 0
+        assert record["status"] == "ok"
+        assert 0.0 <= record["request_score"] <= 1.0
+        assert (record["request_score"] >= 0.5) == (record["request"] == "harmful")
+        if pair.response is None:
+            assert record["completion"] == record["response"] == "none"
+            assert record["refusal_score"] is None and record["response_score"] is None
+        else:
+            assert (record["response_score"] >= 0.5) == (record["response"] == "harmful")
+            assert (record["refusal_score"] >= 0.5) == (record["completion"] == "refusal")
+    rows = list(csv.reader(io.StringIO(invoke("scan", str(pairs_file), "--mode", "fast",
+                                              "-f", "csv", *model).stdout)))  # fmt: skip
+    assert rows[0] == list(FIELDS)
+    assert [float(row[FIELDS.index("request_score")]) for row in rows[1:]] == [
+        r["request_score"] for r in records
+    ]
+    table = invoke("scan", str(pairs_file), "--mode", "fast", "-f", "table", *model).stdout
+    assert "p(harm) req/resp" in table
+    assert f"{records[0]['request_score']:.2f}/" in table
+
+
+@pytest.mark.slow
+def test_a_cascade_whose_band_holds_every_score_equals_full_reasoning(pairs_file, fixture_bundle):
+    """The cascade sends band members to exactly the reasoning --mode reason runs: with a band
+    of [0, 1] every verdict must be the reasoning's, with the triage scores beside it."""
+    model = ["-m", str(fixture_bundle), *GEN, "-f", "jsonl"]
+    reason = jsonl_records(invoke("scan", str(pairs_file), *model).stdout)
+    cascade = invoke("scan", str(pairs_file), "--mode", "cascade", "--band", "0,1", *model)
+    assert "cascade mode (reasoning for harm scores in 0..1)" in cascade.stderr
+    records = jsonl_records(cascade.stdout)
+    assert [record_labels(r) for r in records] == [record_labels(r) for r in reason]
+    assert [record_labels(r) for r in records] == [labels(p) for p in FIXTURE_PAIRS]
+    assert all(r["mode"] == "reason" and r["request_score"] is not None for r in records)
+    assert all(r["request_score"] is None for r in reason)
+    # a band that holds no score reasons about nothing
+    none = jsonl_records(
+        invoke("scan", str(pairs_file), "--mode", "cascade", "--band", "0.5,0.5", *model).stdout
+    )
+    assert all(r["mode"] == "fast" for r in none)
 
 
 # ---- Ctrl-C --------------------------------------------------------------------------------

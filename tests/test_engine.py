@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardcli.engine import Engine
+from guardcli.engine import Choice, Engine
 from guardcli.errors import ModelError
 from tests.fakes import FakeBackend, script
 
@@ -79,3 +79,80 @@ def test_empty_batch_and_bad_arguments():
 def test_generate_tokens_matches_generate():
     backend = FakeBackend(script({1: [4, 4, 2], 2: [9]}))
     assert Engine(backend).generate_tokens([[1], [2]], max_new_tokens=8) == [[4, 4, 2], [9]]
+
+
+# ---------------------------------------------------------------- choose (fast triage)
+
+YES_NO = Choice(lead=(3,), options=((7, 8), (9,)))
+THEN = Choice(lead=(4,), options=((10,), (11,)))
+
+
+def _prefers(table: dict[tuple[int, ...], dict[int, float]]):
+    """logit(context, token) from the context's last ids: {suffix: {token: logit}}."""
+
+    def logit(context, token):  # noqa: ANN001, ANN202
+        for suffix, row in table.items():
+            if tuple(context[-len(suffix) :]) == suffix:
+                return row.get(token, 0.0)
+        return 0.0
+
+    return logit
+
+
+def test_choose_picks_by_softmax_over_the_first_tokens_and_follows_the_pick():
+    import math
+
+    logit = _prefers({(3,): {7: 2.0, 9: 0.0}, (7, 8, 4): {10: 0.0, 11: 1.0}, (9, 4): {10: 3.0}})
+    backend = FakeBackend(lambda ctx: 0, logit=logit)
+    chosen = Engine(backend).choose([1, 2], [YES_NO, THEN])
+    first, second = chosen.picks
+    assert first.index == 0 and first.probs[0] == pytest.approx(1 / (1 + math.exp(-2)))
+    assert sum(first.probs) == pytest.approx(1)
+    # the second choice was read after the whole first pick (7, 8) and its lead
+    assert second.index == 1 and second.probs[1] == pytest.approx(1 / (1 + math.exp(-1)))
+    assert chosen.tokens == [3, 7, 8, 4, 11]
+    assert backend.appended == [[1, 2, 3], [7, 8, 4]]
+
+
+def test_the_common_head_of_consecutive_prompts_is_read_once():
+    logit = _prefers({(3,): {7: 1.0}, (8, 4): {10: 1.0}})
+    head = list(range(20, 60))
+    prompts = [[*head, 1], [*head, 2, 5], [*head, 1]]
+    cached = Engine(FakeBackend(lambda ctx: 0, logit=logit))
+    runs = [cached.choose(p, [YES_NO, THEN]) for p in prompts]
+    backend = cached.backend
+    assert backend.readers == 1
+    assert backend.appended[0] == [*head, 1, 3]  # the first prompt is read whole
+    assert backend.appended[2] == [2, 5, 3]  # the next only from where it differs
+    assert backend.rewinds == [len(head), len(head)]
+    assert [r.reused for r in runs] == [0, len(head), len(head)]
+    # the cache changes the work, never the answer: fresh engines agree exactly
+    for prompt, run in zip(prompts, runs, strict=True):
+        fresh = Engine(FakeBackend(lambda ctx: 0, logit=logit)).choose(prompt, [YES_NO, THEN])
+        assert fresh.picks == run.picks and fresh.tokens == run.tokens
+
+
+def test_an_identical_prompt_still_reads_fresh_logits():
+    engine = Engine(FakeBackend(lambda ctx: 7))
+    first = engine.choose([1, 2], [YES_NO])
+    again = engine.choose([1, 2], [YES_NO])
+    assert first.picks == again.picks
+    assert engine.backend.rewinds == [1]  # back to before the prompt's last id
+    assert engine.backend.appended[-1] == [2, 3]
+
+
+def test_a_longer_prompt_opens_a_longer_reader():
+    engine = Engine(FakeBackend(lambda ctx: 7, context_length=5000))
+    engine.choose([1] * 10, [YES_NO])
+    engine.choose([1] * 3000, [YES_NO])
+    assert engine.backend.readers == 2
+
+
+def test_choose_refuses_ambiguous_options_and_inputs_that_do_not_fit():
+    engine = Engine(FakeBackend(lambda ctx: 7, context_length=16))
+    with pytest.raises(ValueError, match="distinct first tokens"):
+        engine.choose([1], [Choice(lead=(3,), options=((7, 8), (7, 9)))])
+    with pytest.raises(ValueError):
+        engine.choose([], [YES_NO])
+    with pytest.raises(ModelError, match="does not fit"):
+        engine.choose([1] * 14, [YES_NO])

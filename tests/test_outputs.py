@@ -71,8 +71,27 @@ def test_result_record_shape():
         "latency_ms": 1234,
         "finish": "answers",
         "truncated": False,
+        "mode": "reason",
+        "request_score": None,
+        "refusal_score": None,
+        "response_score": None,
     }
     json.dumps(record)  # plain JSON types only
+
+
+def test_scores_are_written_when_triage_ran():
+    from dataclasses import replace
+
+    from guardcli.records import Scores
+
+    result = make_result()
+    scored = replace(result, verdict=replace(result.verdict, scores=Scores(0.91234567, 0.1, None)))
+    record = result_record(scored, reasoning=False)
+    assert (record["request_score"], record["refusal_score"], record["response_score"]) == (
+        0.912346,
+        0.1,
+        None,
+    )
 
 
 def test_result_record_reasoning_and_extra():

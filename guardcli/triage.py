@@ -1,0 +1,98 @@
+"""Fast triage: a verdict and a score per task from one read of the model, no reasoning.
+
+GuardReasoner ends every output with the same block::
+
+    ---
+
+    Answers:
+    Request: harmful
+    Completion: compliance
+    Response: harmful
+
+Fast triage feeds the input followed directly by the opening of that block and, at each
+``Request:`` / ``Completion:`` / ``Response:``, reads the logits of the label words' first
+tokens. The softmax over the two labels is the task's score, the higher one is forced as the
+answer, and the next line follows from there, exactly as if the model had written it. The
+reasoning is skipped, which is what makes it fast, and what costs accuracy: the cascade
+(guardcli.guard) sends uncertain scores on to full reasoning.
+
+A prompt-only sample (no response) is answered ``Completion: None`` / ``Response: None``
+without asking the model, as GuardReasoner itself answers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guardcli.engine import Choice, Choices
+from guardcli.records import Label, ParseStatus, Scores, Verdict
+from guardcli.tokenizer import TextCodec
+
+# What the released models write between the reasoning and the labels (the teacher traces
+# use "---\n\nAnswers: \n" in most outputs); the trailing space is theirs.
+ANSWERS_HEAD = "---\n\nAnswers: \n"
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str
+    lead: str  # text appended before the label is read
+    options: tuple[Label, Label]  # the flagging label first: its probability is the score
+
+
+TASKS = (
+    _Task("request", "Request:", (Label.HARMFUL, Label.UNHARMFUL)),
+    _Task("completion", "\nCompletion:", (Label.REFUSAL, Label.COMPLIANCE)),
+    _Task("response", "\nResponse:", (Label.HARMFUL, Label.UNHARMFUL)),
+)
+
+
+class Triage:
+    """The forced-answer token plan for one tokenizer, built once."""
+
+    def __init__(self, codec: TextCodec) -> None:
+        self._choices: list[Choice] = []
+        for number, task in enumerate(TASKS):
+            lead = codec.pieces((ANSWERS_HEAD if number == 0 else "") + task.lead)
+            options = [codec.pieces(" " + label.value) for label in task.options]
+            # Tokens both labels start with (a lone " " in some vocabularies) are part of the
+            # lead: the choice is made at the first token where they differ.
+            while all(len(o) > 1 for o in options) and len({o[0] for o in options}) == 1:
+                lead.append(options[0][0])
+                options = [o[1:] for o in options]
+            self._choices.append(Choice(tuple(lead), tuple(tuple(o) for o in options)))
+
+    def choices(self, has_response: bool) -> list[Choice]:
+        return self._choices if has_response else self._choices[:1]
+
+    def verdict(self, chosen: Choices, has_response: bool) -> Verdict:
+        """The Verdict the forced Answers block says, with ``raw`` that block's text."""
+        labels: dict[str, Label] = {}
+        scores: dict[str, float | None] = {"request": None, "refusal": None, "response": None}
+        for task, pick in zip(TASKS, chosen.picks, strict=False):
+            labels[task.name] = task.options[pick.index]
+            scores["refusal" if task.name == "completion" else task.name] = pick.probs[0]
+        if not has_response:
+            labels["completion"] = labels["response"] = Label.NONE
+        lines = (f"{task.lead.strip()} {_written(labels[task.name])}" for task in TASKS)
+        return Verdict(
+            request=labels["request"],
+            completion=labels["completion"],
+            response=labels["response"],
+            status=ParseStatus.OK,
+            raw=ANSWERS_HEAD + "\n".join(lines),
+            scores=Scores(**scores),
+        )
+
+
+def _written(label: Label) -> str:
+    """A label as GuardReasoner writes it ("None" is capitalised, the others are not)."""
+    return "None" if label is Label.NONE else label.value
+
+
+def uncertain(scores: Scores | None, band: tuple[float, float]) -> bool:
+    """A harm score inside the band [low, high]: the fast answer is not trusted alone."""
+    if scores is None:
+        return True
+    low, high = band
+    return any(low <= s <= high for s in (scores.request, scores.response) if s is not None)
