@@ -37,6 +37,7 @@ def _reason_wall_s(records: list[dict], batch: int) -> float:
 def sweep(fast_dir: Path, reason_dir: Path, bands: list[tuple[float, float]], batch: int) -> list:
     from guardcli.parse import parse
     from guardcli.predictions import judged_of, read
+    from guardcli.records import Scores
     from guardcli.scoring import Mode, score_benchmark
     from guardcli.triage import uncertain
 
@@ -54,18 +55,16 @@ def sweep(fast_dir: Path, reason_dir: Path, bands: list[tuple[float, float]], ba
             judged, reasoned = [], 0
             for i in ids:
                 record = fast[i]
-                from guardcli.records import Scores
-
                 scores = Scores(record["request_score"], record["refusal_score"],
                                 record["response_score"])  # fmt: skip
                 deep = band is not None and uncertain(scores, band)
-                if band == (0.0, 1.0):  # the reason-only row
-                    deep = True
                 if deep and parse(reason[i]["predict"]).parsed:
                     record = reason[i]
                 reasoned += deep
                 judged.append(judged_of(record, i, task))
-            scored = score_benchmark(judged, name=fast_path.stem, path="", task=task, mode=Mode.HONEST)
+            scored = score_benchmark(
+                judged, name=fast_path.stem, path="", task=task, mode=Mode.HONEST
+            )
             seconds = fast_s + reasoned / len(ids) * reason_s
             rows.append((fast_path.stem, band, reasoned / len(ids), 100 * scored.scores.f1,
                          len(ids) / seconds, len(ids) / reason_s))  # fmt: skip
