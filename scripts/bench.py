@@ -268,7 +268,8 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for name in ("guardcli", "onnxruntime", "onnxruntime-genai", "numpy", "torch", "transformers"):
+    for name in ("guardcli", "onnxruntime", "onnxruntime-genai", "numpy", "torch", "transformers",
+                 "llama-cpp-python"):  # fmt: skip
         try:
             found[name] = version(name)
         except PackageNotFoundError:
