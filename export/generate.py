@@ -135,9 +135,7 @@ def _genai_rows(bundle: Path, config: SamplingConfig, device: str) -> RowGenerat
     from guardcli.tokenizer import TextCodec
 
     manifest = check_bundle(bundle)
-    codec = TextCodec(
-        bundle / "tokenizer.json", bos_token_id=manifest.bos_token_id, add_bos=manifest.add_bos
-    )
+    codec = TextCodec.for_bundle(bundle, manifest)
     backend = _sampling_backend(bundle, pick_device(device), config)
     engine = Engine(backend)
 

@@ -147,9 +147,5 @@ def open_guard(
     manifest = check_bundle(resolved.path, verify_hashes=verify_hashes)
     chosen = pick_device(device)
     backend = GenaiBackend(resolved.path, device=chosen, threads=threads)
-    codec = TextCodec(
-        resolved.path / "tokenizer.json",
-        bos_token_id=manifest.bos_token_id,
-        add_bos=manifest.add_bos,
-    )
+    codec = TextCodec.for_bundle(resolved.path, manifest)
     return Guard(Engine(backend), codec, options), manifest, chosen

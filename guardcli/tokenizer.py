@@ -31,6 +31,15 @@ class TextCodec:
         self.bos_token_id = bos_token_id
         self.add_bos = add_bos and bos_token_id is not None
 
+    @classmethod
+    def for_bundle(cls, bundle_dir: Path, manifest) -> TextCodec:  # noqa: ANN001 - Manifest
+        """The codec a bundle's manifest prescribes (BOS id and whether to add it)."""
+        return cls(
+            Path(bundle_dir) / "tokenizer.json",
+            bos_token_id=manifest.bos_token_id,
+            add_bos=manifest.add_bos,
+        )
+
     def encode(self, text: str) -> list[int]:
         ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         return [self.bos_token_id, *ids] if self.add_bos else list(ids)

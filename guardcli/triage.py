@@ -35,15 +35,16 @@ ANSWERS_HEAD = "---\n\nAnswers: \n"
 
 @dataclass(frozen=True)
 class _Task:
-    name: str
+    name: str  # the Verdict field
+    score: str  # the Scores field: the probability of options[0]
     lead: str  # text appended before the label is read
     options: tuple[Label, Label]  # the flagging label first: its probability is the score
 
 
 TASKS = (
-    _Task("request", "Request:", (Label.HARMFUL, Label.UNHARMFUL)),
-    _Task("completion", "\nCompletion:", (Label.REFUSAL, Label.COMPLIANCE)),
-    _Task("response", "\nResponse:", (Label.HARMFUL, Label.UNHARMFUL)),
+    _Task("request", "request", "Request:", (Label.HARMFUL, Label.UNHARMFUL)),
+    _Task("completion", "refusal", "\nCompletion:", (Label.REFUSAL, Label.COMPLIANCE)),
+    _Task("response", "response", "\nResponse:", (Label.HARMFUL, Label.UNHARMFUL)),
 )
 
 
@@ -68,10 +69,10 @@ class Triage:
     def verdict(self, chosen: Choices, has_response: bool) -> Verdict:
         """The Verdict the forced Answers block says, with ``raw`` that block's text."""
         labels: dict[str, Label] = {}
-        scores: dict[str, float | None] = {"request": None, "refusal": None, "response": None}
+        scores: dict[str, float] = {}
         for task, pick in zip(TASKS, chosen.picks, strict=False):
             labels[task.name] = task.options[pick.index]
-            scores["refusal" if task.name == "completion" else task.name] = pick.probs[0]
+            scores[task.score] = pick.probs[0]
         if not has_response:
             labels["completion"] = labels["response"] = Label.NONE
         lines = (f"{task.lead.strip()} {_written(labels[task.name])}" for task in TASKS)

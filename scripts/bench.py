@@ -91,11 +91,7 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     from guardcli.tokenizer import TextCodec
 
     manifest = read_manifest(Path(bundle))
-    codec = TextCodec(
-        Path(bundle) / "tokenizer.json",
-        bos_token_id=manifest.bos_token_id,
-        add_bos=manifest.add_bos,
-    )
+    codec = TextCodec.for_bundle(bundle, manifest)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     pad = manifest.pad_token_id
 
@@ -157,11 +153,7 @@ def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     from guardcli.tokenizer import TextCodec
 
     manifest = read_manifest(Path(bundle))
-    codec = TextCodec(
-        Path(bundle) / "tokenizer.json",
-        bos_token_id=manifest.bos_token_id,
-        add_bos=manifest.add_bos,
-    )
+    codec = TextCodec.for_bundle(bundle, manifest)
     threads = default_threads()
     llm = Llama(
         model_path=path, n_ctx=4096, n_batch=512, n_threads=threads, n_threads_batch=threads,

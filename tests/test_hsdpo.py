@@ -489,9 +489,7 @@ def test_all_steps_from_the_cli_then_convert(base, tmp_path):
     manifest = read_manifest(bundle)
     assert manifest.validation["passed"] is True
     assert manifest.add_bos is True
-    codec = TextCodec(
-        bundle / "tokenizer.json", bos_token_id=manifest.bos_token_id, add_bos=manifest.add_bos
-    )
+    codec = TextCodec.for_bundle(bundle, manifest)
     opened = open_base(str(work / "model"), tmp_path / "open")
     text = FIXTURE_PAIRS[3].model_input()
     assert codec.encode(text) == encode_pair(opened, fixture_pairs()[3])["prompt_ids"]

@@ -103,9 +103,7 @@ def load_hf(checkpoint: Path):  # noqa: ANN201
 
 def runtime_codec(bundle: Path) -> TextCodec:
     manifest = read_manifest(bundle)
-    return TextCodec(
-        bundle / "tokenizer.json", bos_token_id=manifest.bos_token_id, add_bos=manifest.add_bos
-    )
+    return TextCodec.for_bundle(bundle, manifest)
 
 
 def genai_from_scratch(bundle: Path, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
