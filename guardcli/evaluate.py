@@ -156,8 +156,16 @@ def judge_file(
                 predict=result.verdict.raw,
                 output_tokens=generation.output_tokens if generation else None,
                 latency_s=generation.latency_s if generation else None,
+                score=_score(result, task),
             )
         )
         if on_result is not None:
             on_result(item, result)
     return judged
+
+
+def _score(result, task: Task) -> float | None:  # noqa: ANN001 - Result
+    from guardcli.scoring import SCORE_FIELD
+
+    scores = result.verdict.scores
+    return None if scores is None else getattr(scores, SCORE_FIELD[task])

@@ -16,6 +16,7 @@ from guardcli.parse import answers_complete, parse
 from guardcli.prompt import build_input
 from guardcli.records import Generation, Label, Result, Sample
 from guardcli.tokenizer import TextCodec
+from guardcli.triage import Thresholds
 
 DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
 MODES = ("reason", "fast", "cascade")
@@ -115,10 +116,17 @@ def input_limit(context_length: int, options: GuardOptions) -> int:
 
 
 class Guard:
-    def __init__(self, engine: Engine, codec: TextCodec, options: GuardOptions | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        codec: TextCodec,
+        options: GuardOptions | None = None,
+        thresholds: Thresholds | None = None,
+    ):
         self.engine = engine
         self.codec = codec
         self.options = options or GuardOptions()
+        self.thresholds = thresholds or Thresholds()  # the bundle's calibrated fast-mode cuts
         # Refuse an impossible budget now, before a scan reads its first sample.
         input_limit(engine.backend.context_length, self.options)
         self._triage = None
@@ -175,7 +183,7 @@ class Guard:
         if cancelled is not None and cancelled():
             raise KeyboardInterrupt
         if self._triage is None:
-            self._triage = Triage(self.codec)
+            self._triage = Triage(self.codec, self.thresholds)
         has_response = sample.response is not None
         enc = self.encode(sample)
         chosen = self.engine.choose(enc.ids, self._triage.choices(has_response))

@@ -83,6 +83,24 @@ def score(pairs: Iterable[tuple[Label, Label]], task: Task) -> Scores:
     return Scores(task=task, tp=tp, fp=fp, tn=tn, fn=fn, unparsed=unparsed)
 
 
+def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
+    """ROC AUC: the chance that a positive item's score exceeds a negative one's (ties count
+    half). Threshold-free, so it says whether a score *ranks* harm at all, which F1 at one
+    cut cannot; None when either class is empty."""
+    if not positives or not negatives:
+        return None
+    ranked = sorted([(s, 1) for s in positives] + [(s, 0) for s in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(ranked):
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        rank_sum += (i + j + 1) / 2 * sum(label for _score, label in ranked[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def weighted_f1(scores: Sequence[Scores], weights: Sequence[int] | None = None) -> float:
     """The paper's per-task average: F1 weighted by each benchmark's item count.
 

@@ -147,5 +147,13 @@ def open_guard(
     manifest = check_bundle(resolved.path, verify_hashes=verify_hashes)
     chosen = pick_device(device)
     backend = GenaiBackend(resolved.path, device=chosen, threads=threads)
+    from guardcli.triage import Thresholds
+
+    try:
+        thresholds = Thresholds.from_calibration(manifest.calibration)
+    except ValueError as exc:
+        raise ModelError(
+            f"{resolved.path}: {exc}", hint="rebuild or recalibrate the bundle"
+        ) from exc
     codec = TextCodec.for_bundle(resolved.path, manifest)
-    return Guard(Engine(backend), codec, options), manifest, chosen
+    return Guard(Engine(backend), codec, options, thresholds), manifest, chosen

@@ -30,7 +30,7 @@ from guardcli.metrics import NEGATIVE, POSITIVE
 from guardcli.outputs import json_line, score_fields
 from guardcli.prompt import build_input
 from guardcli.records import Result
-from guardcli.scoring import Judged
+from guardcli.scoring import SCORE_FIELD, Judged
 
 PREDICTIONS_NAME = "generated_predictions.jsonl"
 
@@ -124,6 +124,7 @@ def judged_of(obj: dict[str, Any], where: str, task: Task) -> Judged:
             problem = f"no {task} label (gold: {read.item.gold})"
     tokens = obj.get("output_tokens")
     latency = obj.get("latency_ms")
+    score = obj.get(f"{SCORE_FIELD[task]}_score")
     return Judged(
         where=where,
         label=obj.get("label"),
@@ -132,6 +133,7 @@ def judged_of(obj: dict[str, Any], where: str, task: Task) -> Judged:
         problem=problem,
         output_tokens=tokens if _number(tokens) else None,
         latency_s=latency / 1000 if _number(latency) else None,
+        score=float(score) if _number(score) else None,
     )
 
 

@@ -67,6 +67,7 @@ def to_json(
             "skipped": r.skipped,
             "mean_output_tokens": _round(r.mean_output_tokens, 1),
             "mean_latency_s": _round(r.mean_latency_s, 3),
+            "auc": _round(r.auc, 4),
         }
         if reference:
             row["paper_f1"] = paper.f1(reference, r.task, r.name)
@@ -113,6 +114,8 @@ def cells(
     """(header, rows) of the table; a weighted-average row closes each task."""
     header = ["benchmark", "items", "F1", "precision", "recall", "TP/FP/TN/FN", "unparsed"]
     header += (["dropped"] if mode is Mode.PAPER else []) + ["tokens", "latency"]
+    with_auc = any(r.auc is not None for r in results)
+    header += ["AUC"] if with_auc else []
     if reference:
         header += ["paper", "delta"]
     rows: list[Row] = []
@@ -129,6 +132,8 @@ def cells(
                 row.append(str(r.dropped))
             row.append("-" if r.mean_output_tokens is None else f"{r.mean_output_tokens:.0f}")
             row.append("-" if r.mean_latency_s is None else f"{r.mean_latency_s:.2f}s")
+            if with_auc:
+                row.append("-" if r.auc is None else f"{r.auc:.3f}")
             if reference:
                 row += _versus(100 * s.f1, paper.f1(reference, task, r.name))
             rows.append(Row(task, False, tuple(row)))

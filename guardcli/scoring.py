@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from guardcli.labelled import Task
-from guardcli.metrics import POSITIVE, Scores, predicted, score, weighted_f1
+from guardcli.metrics import POSITIVE, Scores, predicted, roc_auc, score, weighted_f1
 from guardcli.parse import TAIL_CHARS, parse
 from guardcli.records import Label
 
@@ -56,6 +56,11 @@ class Judged:
     problem: str | None = None  # why ``gold`` is None
     output_tokens: int | None = None
     latency_s: float | None = None
+    score: float | None = None  # fast triage's probability of the task's positive label
+
+
+# The Scores field (and predictions key ``<name>_score``) that rates each task's positive label.
+SCORE_FIELD = {Task.PROMPT: "request", Task.RESPONSE: "response", Task.REFUSAL: "refusal"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class BenchmarkScore:
     skipped: int  # records without a usable gold label for the task
     mean_output_tokens: float | None  # None: the predictions do not record it
     mean_latency_s: float | None
+    auc: float | None = None  # ROC AUC of the scores; None unless every scored item has one
 
     @property
     def f1(self) -> float:
@@ -135,6 +141,18 @@ def score_benchmark(
         skipped=skipped,
         mean_output_tokens=sum(tokens) / len(tokens) if tokens else None,
         mean_latency_s=sum(latencies) / len(latencies) if latencies else None,
+        auc=_auc(judged, task) if mode is Mode.HONEST else None,
+    )
+
+
+def _auc(judged: Sequence[Judged], task: Task) -> float | None:
+    usable = [j for j in judged if j.gold is not None]
+    if not usable or any(j.score is None for j in usable):
+        return None
+    positive = POSITIVE[task]
+    return roc_auc(
+        [j.score for j in usable if j.gold is positive],
+        [j.score for j in usable if j.gold is not positive],
     )
 
 

@@ -22,7 +22,9 @@ without asking the model, as GuardReasoner itself answers it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from guardcli.engine import Choice, Choices
 from guardcli.records import Label, ParseStatus, Scores, Verdict
@@ -48,10 +50,37 @@ TASKS = (
 )
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """The score at or above which each task's flagging label is forced, per Scores field.
+
+    0.5 is the arg-max, what an uncalibrated bundle gets. A calibrated bundle records its own
+    cuts (``calibration.thresholds`` in guardcli.json, fitted on a validation split by
+    export.calibrate) because a small model's label probabilities are biased: nano v1 put
+    P(harmful) above 0.5 for almost every request.
+    """
+
+    request: float = 0.5
+    refusal: float = 0.5
+    response: float = 0.5
+
+    @classmethod
+    def from_calibration(cls, calibration: Mapping[str, Any] | None) -> Thresholds:
+        found = (calibration or {}).get("thresholds") or {}
+        values = {}
+        for f in fields(cls):
+            value = found.get(f.name, f.default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"calibration threshold {f.name}={value!r} is not in (0, 1)")
+            values[f.name] = float(value)
+        return cls(**values)
+
+
 class Triage:
     """The forced-answer token plan for one tokenizer, built once."""
 
-    def __init__(self, codec: TextCodec) -> None:
+    def __init__(self, codec: TextCodec, thresholds: Thresholds | None = None) -> None:
+        thresholds = thresholds or Thresholds()
         self._choices: list[Choice] = []
         for number, task in enumerate(TASKS):
             lead = codec.pieces((ANSWERS_HEAD if number == 0 else "") + task.lead)
@@ -61,7 +90,8 @@ class Triage:
             while all(len(o) > 1 for o in options) and len({o[0] for o in options}) == 1:
                 lead.append(options[0][0])
                 options = [o[1:] for o in options]
-            self._choices.append(Choice(tuple(lead), tuple(tuple(o) for o in options)))
+            cut = getattr(thresholds, task.score)
+            self._choices.append(Choice(tuple(lead), tuple(tuple(o) for o in options), cut))
 
     def choices(self, has_response: bool) -> list[Choice]:
         return self._choices if has_response else self._choices[:1]

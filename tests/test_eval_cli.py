@@ -54,6 +54,36 @@ def f1s(data: dict) -> dict[str, float]:
 # ---- --predictions: no model ----------------------------------------------------------------
 
 
+def test_fast_mode_scores_give_a_roc_auc_column(tmp_path):
+    """Predictions that record request_score (fast triage) are ranked: AUC in JSON and table;
+    files without scores say null / '-', and paper-compat never reports one."""
+    scored = [
+        {
+            "prompt": build_input(f"p{i}"),
+            "label": gold,
+            "predict": trace(guess),
+            "request_score": score,
+        }
+        for i, (gold, guess, score) in enumerate(
+            [
+                ("harmful", "harmful", 0.9),
+                ("harmful", "unharmful", 0.4),
+                ("unharmful", "unharmful", 0.3),
+                ("unharmful", "harmful", 0.6),
+            ]
+        )
+    ]
+    write_jsonl(tmp_path / "HarmBenchPrompt.jsonl", scored)
+    write_jsonl(tmp_path / "AegisSafetyTest.jsonl", [{**scored[0], "request_score": None}])
+    data = as_json(invoke("eval", "--predictions", str(tmp_path), "--json"))
+    auc = {row["benchmark"]: row["auc"] for row in data["benchmarks"]}
+    assert auc == {"HarmBenchPrompt": 0.75, "AegisSafetyTest": None}
+    table = invoke("eval", "--predictions", str(tmp_path))
+    assert "AUC" in table.stdout and "0.750" in table.stdout
+    compat = as_json(invoke("eval", "--predictions", str(tmp_path), "--json", "--paper-compat"))
+    assert all(row["auc"] is None for row in compat["benchmarks"])
+
+
 def test_scores_predictions_in_both_modes(tmp_path):
     folder = predictions_folder(tmp_path)
     honest = as_json(invoke("eval", "--predictions", str(folder), "--json"))

@@ -48,3 +48,13 @@ def test_every_item_is_counted_once(pairs):
     assert s.n == len(pairs)
     assert s.unparsed == sum(guess is X for _, guess in pairs)
     assert 0.0 <= s.f1 <= 1.0
+
+
+def test_roc_auc_ranks_and_counts_ties_half():
+    from guardcli.metrics import roc_auc
+
+    assert roc_auc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert roc_auc([0.1, 0.2], [0.9, 0.8]) == 0.0
+    assert roc_auc([0.5], [0.5]) == 0.5
+    assert roc_auc([0.9, 0.4], [0.5, 0.1]) == 0.75
+    assert roc_auc([], [0.1]) is None

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from export.fixture import FIXTURE_PAIRS
-from export.pipeline import _parser, load_recipe, main, plan, run, to_argv
+from export.pipeline import _parser, _resume_flag, load_recipe, main, plan, run, to_argv
 from guardcli.errors import UsageError
 from guardcli.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.records import Label
@@ -239,3 +239,27 @@ def test_tiny_recipe_end_to_end(fixture_bundle, tmp_path, capsys):
     assert [r["stage"] for r in log] == ["distill", "rsft", "bundle-rsft", "hsdpo",
                                          "bundle-hsdpo", "evaluate"]  # fmt: skip
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in log)
+
+
+def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
+    """``trainer: fast`` runs export.fast_sft on the traces (resumable from its state), and
+    ``hsdpo: skip`` ends the recipe after R-SFT's bundle."""
+    recipe = load_recipe(
+        _recipe(tmp_path, rsft={"trainer": "fast", "lora-layers": 8, "epochs": 2}, hsdpo="skip")
+    )
+    stages = {s.name: s for s in plan(recipe)}
+    assert list(stages) == ["distill", "rsft", "bundle-rsft"]
+    rsft = stages["rsft"]
+    train = str(recipe.workdir / "distill" / "train.jsonl")
+    assert rsft.module == "fast_sft"
+    assert rsft.argv[:4] == ["--model", "b", "--traces", train]
+    assert rsft.argv[-4:] == ["--epochs", "2", "--lora-layers", "8"]
+    assert _resume_flag(rsft) == []
+    (rsft.output / "state").mkdir(parents=True)
+    (rsft.output / "state" / "trainer.pt").write_bytes(b"")
+    assert _resume_flag(rsft) == ["--resume"]
+
+
+def test_an_unknown_trainer_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="trainer"):
+        plan(load_recipe(_recipe(tmp_path, rsft={"trainer": "keras"})))

@@ -19,7 +19,7 @@ from guardcli.parse import parse
 from guardcli.prompt import build_input
 from guardcli.records import Label, ParseStatus, Sample
 from guardcli.tokenizer import TextCodec
-from guardcli.triage import ANSWERS_HEAD, Triage, uncertain
+from guardcli.triage import ANSWERS_HEAD, Thresholds, Triage, uncertain
 from tests.fakes import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,3 +285,76 @@ def test_the_prefix_cache_changes_the_work_never_the_scores(fixture_bundle):
         assert alone.verdict.raw == result.verdict.raw
     reused = [shared.engine.choose(shared.encode(s).ids, []).reused for s in samples[:2]]
     assert reused[1] > 100  # the instruction, at least, came from the cache
+
+
+# ---------------------------------------------------------------- calibrated thresholds
+
+
+def test_a_calibrated_threshold_decides_the_forced_label(tiny_codec):
+    """P(harmful request) 0.55: harmful at the arg-max cut, unharmful at a 0.6 cut, and the
+    score itself is the same either way."""
+    sample = Sample("1", "unsure", "fine")
+    default = _guard(tiny_codec, SCORES, mode="fast").classify_batch([sample])[0]
+    calibrated = _guard(tiny_codec, SCORES, mode="fast")
+    calibrated.thresholds = Thresholds(request=0.6, refusal=0.35, response=0.25)
+    strict = calibrated.classify_batch([sample])[0]
+    assert default.verdict.request is Label.HARMFUL
+    assert strict.verdict.request is Label.UNHARMFUL
+    assert strict.verdict.scores.request == pytest.approx(default.verdict.scores.request)
+    # refusal 0.4 >= 0.35 and response 0.3 >= 0.25: both flip to the flagging label
+    assert default.verdict.completion is Label.COMPLIANCE
+    assert strict.verdict.completion is Label.REFUSAL
+    assert (default.verdict.response, strict.verdict.response) == (Label.UNHARMFUL, Label.HARMFUL)
+    assert "Request: unharmful" in strict.verdict.raw
+
+
+@pytest.mark.parametrize(
+    ("calibration", "expected"),
+    [
+        (None, Thresholds(0.5, 0.5, 0.5)),
+        ({}, Thresholds(0.5, 0.5, 0.5)),
+        ({"thresholds": {"request": 0.8}}, Thresholds(0.8, 0.5, 0.5)),
+        (
+            {"thresholds": {"request": 0.1, "refusal": 0.2, "response": 0.3}},
+            Thresholds(0.1, 0.2, 0.3),
+        ),
+    ],
+)
+def test_thresholds_come_from_the_manifest_calibration(calibration, expected):
+    assert Thresholds.from_calibration(calibration) == expected
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.2, "0.5", True, None])
+def test_a_threshold_outside_zero_one_is_refused(bad):
+    with pytest.raises(ValueError, match="request"):
+        Thresholds.from_calibration({"thresholds": {"request": bad}})
+
+
+@pytest.mark.slow
+def test_fast_mode_uses_the_bundles_own_thresholds(fixture_bundle, tmp_path):
+    """A bundle whose manifest records a request cut above a sample's score answers that
+    sample unharmful; the same bundle without calibration answers harmful (0.5)."""
+    import shutil
+
+    from export.fixture import FIXTURE_PAIRS
+    from guardcli.bundle import read_manifest, write_manifest
+    from guardcli.models import Resolved, open_guard
+
+    options = GuardOptions(max_new_tokens=256, mode="fast")
+    samples = [Sample(p.id, p.prompt, p.response) for p in FIXTURE_PAIRS]
+    plain = open_guard(Resolved(fixture_bundle, "--model"), device="cpu", options=options)[0]
+    assert plain.thresholds == Thresholds()
+    before = [plain.triage(s).verdict for s in samples]
+    flagged = [v for v in before if v.request is Label.HARMFUL]
+    assert flagged, "the fixture model flags some request"
+    cut = min(1 - 1e-9, max(v.scores.request for v in flagged) + 1e-6)
+    calibrated_dir = tmp_path / "calibrated"
+    shutil.copytree(fixture_bundle, calibrated_dir)
+    manifest = read_manifest(calibrated_dir)
+    manifest.calibration = {"thresholds": {"request": cut}, "fitted_on": "test"}
+    write_manifest(calibrated_dir, manifest)
+    guard = open_guard(Resolved(calibrated_dir, "--model"), device="cpu", options=options)[0]
+    assert guard.thresholds.request == pytest.approx(cut)
+    after = [guard.triage(s).verdict for s in samples]
+    assert all(v.request is Label.UNHARMFUL for v in after)
+    assert [v.scores.request for v in after] == pytest.approx([v.scores.request for v in before])

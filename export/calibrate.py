@@ -1,0 +1,113 @@
+"""Fit a bundle's fast-mode request threshold on the validation split (export.splits).
+
+    python -m export.calibrate --model runs/nano2/bundles/sft [--max-fpr 0.1] \\
+        [--also models/nano/bundle/guardcli.json]
+
+A small guard's label probabilities are biased (nano v1 put P(harmful request) above 0.5 for
+59 of 61 harmless Aegis prompts), so the arg-max is the wrong cut. This runs ``--mode fast`` on
+the committed validation split (export.splits: never trained on, never a held-out benchmark),
+picks the request threshold with the best F1 among those whose false-positive rate stays within
+``--max-fpr``, and writes it into the bundle manifest's ``calibration`` (guardcli.triage reads
+it). The refusal and response cuts stay 0.5: there is no labelled response validation set here,
+and a cut fitted on training items would flatter itself.
+
+The manifest's ``files`` hashes are not touched (calibration lives in guardcli.json itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from guardcli.metrics import roc_auc
+
+
+@dataclass(frozen=True)
+class Cut:
+    threshold: float
+    f1: float
+    fpr: float
+    tpr: float
+
+
+def at(positives: list[float], negatives: list[float], threshold: float) -> Cut:
+    """F1, FPR and TPR when a score at or above ``threshold`` flags."""
+    tp = sum(s >= threshold for s in positives)
+    fp = sum(s >= threshold for s in negatives)
+    f1 = 2 * tp / (2 * tp + fp + len(positives) - tp) if tp else 0.0
+    return Cut(threshold, f1, fp / max(1, len(negatives)), tp / max(1, len(positives)))
+
+
+def cuts(positives: list[float], negatives: list[float]) -> list[Cut]:
+    """Every distinct score as a cut."""
+    return [at(positives, negatives, t) for t in sorted(set(positives) | set(negatives))]
+
+
+def pick(positives: list[float], negatives: list[float], max_fpr: float) -> Cut:
+    """The best-F1 cut within the FPR budget (the best-F1 cut overall if none is)."""
+    found = cuts(positives, negatives)
+    within = [c for c in found if c.fpr <= max_fpr] or found
+    return max(within, key=lambda c: (c.f1, -c.threshold))
+
+
+def set_calibration(manifest_path: Path, calibration: dict) -> None:
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    data["calibration"] = calibration
+    manifest_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
+    from export import splits
+    from guardcli.guard import GuardOptions
+    from guardcli.models import Resolved, open_guard
+    from guardcli.records import Sample
+
+    validation = splits.load().validation
+    options = GuardOptions(mode="fast", max_new_tokens=256)
+    guard = open_guard(Resolved(model, "--model"), device="cpu", threads=threads, options=options)[
+        0
+    ]
+    positives, negatives = [], []
+    for row in validation:
+        result = guard.triage(Sample(f"line-{row.line}", row.prompt))
+        (positives if row.request == "harmful" else negatives).append(result.verdict.scores.request)
+    return positives, negatives
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.calibrate", description=__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="the bundle to calibrate")
+    parser.add_argument("--max-fpr", type=float, default=0.1)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument(
+        "--also", type=Path, nargs="*", default=[], help="other guardcli.json files to update"
+    )
+    args = parser.parse_args(argv)
+    positives, negatives = score_validation(args.model, args.threads)
+    cut = pick(positives, negatives, args.max_fpr)
+    calibration = {
+        "thresholds": {"request": round(cut.threshold, 6)},
+        "fitted_on": "models/nano/validation.lines (export.splits), --mode fast",
+        "rule": f"best F1 with false-positive rate <= {args.max_fpr}",
+        "validation": {
+            "harmful": len(positives),
+            "unharmful": len(negatives),
+            "roc_auc": round(roc_auc(positives, negatives) or 0.0, 4),
+            "f1": round(100 * cut.f1, 2),
+            "fpr": round(cut.fpr, 4),
+            "tpr": round(cut.tpr, 4),
+            "f1_at_0.5": round(100 * at(positives, negatives, 0.5).f1, 2),
+            "fpr_at_0.5": round(at(positives, negatives, 0.5).fpr, 4),
+        },
+    }
+    for path in [args.model / "guardcli.json", *args.also]:
+        set_calibration(path, calibration)
+    print(json.dumps(calibration, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
