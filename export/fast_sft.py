@@ -54,6 +54,7 @@ class Options:
     output: Path = Path()
     traces: list[Path] = field(default_factory=list)
     prompts: Path | None = None
+    split_lines: Path | None = None  # the validation split (default: export.splits.LINES)
     label_from_traces: bool = True
     epochs: float = 1.0
     lr: float = 3e-4
@@ -71,6 +72,7 @@ class Options:
     eval_limit: int = 200
     probe_rows: int = 32
     max_steps: int | None = None
+    stop_at: int | None = None  # end this invocation after step N (state saved; --resume goes on)
     seed: int = 0
     threads: int | None = None
     device: str = "cpu"  # or "cuda": the same loop on a GPU (the cache then lives there too)
@@ -221,7 +223,8 @@ def build_data(opts: Options, base) -> Data:  # noqa: ANN001 - train_common.Base
     from guardcli.triage import Triage
 
     triage = Triage(base.codec)
-    split = splits.load(opts.prompts) if opts.prompts else None
+    lines = opts.split_lines or splits.LINES
+    split = splits.load(opts.prompts, lines) if opts.prompts else None
     held = {splits._key(r.prompt) for r in split.validation} if split else set()  # noqa: SLF001
     trace_rows = read_train_rows(opts.traces) if opts.traces else []
     seqs = [trace_sequence(base, r.text, r.output) for r in trace_rows]
@@ -339,7 +342,8 @@ def train(opts: Options) -> dict[str, Any]:
             step, log = _load_state(output / STATE, model, optim)
             say(f"resuming at step {step} of {total}")
         started, tokens = time.perf_counter(), 0
-        while step < total:
+        end = min(total, opts.stop_at) if opts.stop_at else total
+        while step < end:
             epoch, within = divmod(step * opts.grad_accum, max(1, len(data.train)))
             indices = order(len(data.train), epoch, opts.seed)[within : within + opts.grad_accum]
             for group in optim.param_groups:
@@ -368,10 +372,13 @@ def train(opts: Options) -> dict[str, Any]:
                 result = evaluate(model, data.validation[: opts.eval_limit], data.probe)
                 log["evals"].append({"step": step, **result})
                 say(f"validation at step {step}: {json.dumps(result)}")
-            if step % opts.save_every == 0 or step == total:
+            if step % opts.save_every == 0 or step == end:
                 _save_state(output / STATE, model, optim, step, log)
                 if opts.cache_lower and model.split:
                     model.store_cache(cache)
+        if step < total:
+            say(f"stopped at step {step} of {total} (--stop-at); --resume continues")
+            return log
         save_checkpoint(model.peft, base, output, "float32")
         (output / "train_log.json").write_text(json.dumps(log, indent=1), encoding="utf-8")
     return log
@@ -456,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--traces", type=Path, nargs="*", default=[], help="distilled JSONL")
     parser.add_argument("--prompts", type=Path, help="labelled prompts (the split's train part)")
+    parser.add_argument("--split-lines", type=Path, help="validation line numbers (export.splits)")
     parser.add_argument("--no-label-from-traces", dest="label_from_traces", action="store_false")
     for name, kind in (
         ("epochs", float),
@@ -471,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("eval-limit", int),
         ("probe-rows", int),
         ("max-steps", int),
+        ("stop-at", int),
         ("seed", int),
         ("threads", int),
     ):
