@@ -34,18 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from export.sft_data import (
+    Data,
     Sequence_,
-    drop_held_out,
-    label_examples_from_prompts,
-    label_examples_from_traces,
-    label_sequence,
-    trace_sequence,
+    build_data,
 )
+from export.sft_model import LoraLM
 from guardcli.metrics import roc_auc
 
 STATE = "state"
-# every linear layer of a Llama block (peft's "all-linear"; a list, so layers can be chosen)
-LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -79,184 +75,6 @@ class Options:
     resume: bool = False
     snapshot: Path | None = None  # write the saved state's merged checkpoint here, train nothing
     cache_dir: Path | None = None  # default ~/.cache/guardcli-train/<data and split fingerprint>
-
-
-# ---------------------------------------------------------------------------------- the model
-
-
-class LoraLM:
-    """A causal LM split at ``split``: frozen layers below, LoRA-adapted layers above."""
-
-    def __init__(self, checkpoint: Path, opts: Options) -> None:
-        import torch
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
-        self.device = opts.device
-        model.to(self.device)
-        layers = model.config.num_hidden_layers
-        top = opts.lora_layers or layers
-        self.split = layers - top
-        config = LoraConfig(
-            r=opts.lora_r,
-            lora_alpha=opts.lora_alpha,
-            lora_dropout=0.0,
-            target_modules=list(LINEAR),
-            layers_to_transform=list(range(self.split, layers)),
-            task_type="CAUSAL_LM",
-        )
-        self.peft = get_peft_model(model, config)
-        self.inner = self.peft.base_model.model.model  # LlamaModel
-        self.head = self.peft.base_model.model.lm_head
-        self.opts = opts
-        self._cache: dict[int, Any] = {}
-        self._stored: set[int] = set()  # keys already in a shard on disk
-        # the request label's two first tokens (harmful, unharmful): what evaluate() compares
-        self.option_pair: tuple[int, int] = (0, 0)
-
-    def parameters(self) -> list[Any]:
-        return [p for p in self.peft.parameters() if p.requires_grad]
-
-    def _positions(self, n: int) -> tuple[Any, Any]:
-        import torch
-
-        position_ids = torch.arange(n, device=self.device).unsqueeze(0)
-        hidden = torch.zeros(1, n, self.inner.config.hidden_size, device=self.device)
-        return position_ids, self.inner.rotary_emb(hidden, position_ids=position_ids)
-
-    def _run(self, hidden: Any, start: int, stop: int, position_ids: Any, rope: Any) -> Any:
-        for layer in self.inner.layers[start:stop]:
-            hidden = layer(
-                hidden, attention_mask=None, position_ids=position_ids, position_embeddings=rope
-            )
-        return hidden
-
-    def lower(self, index: int, ids: Any, position_ids: Any, rope: Any) -> Any:
-        """Hidden states entering the first adapted layer: constant in training, so cached."""
-        import torch
-
-        if index in self._cache:
-            return self._cache[index].float()
-        with torch.no_grad():
-            hidden = self.inner.embed_tokens(ids)
-            hidden = self._run(hidden, 0, self.split, position_ids, rope)
-        if self.opts.cache_lower and self.split > 0:
-            self._cache[index] = hidden.to(torch.bfloat16)
-        return hidden
-
-    def load_cache(self, directory: Path) -> int:
-        """Cached lower-layer states of an earlier run on the same data (``store_cache``)."""
-        import torch
-
-        for shard in sorted(directory.glob("shard-*.pt")):
-            part = torch.load(shard, weights_only=True)
-            self._cache.update({k: v.to(self.device) for k, v in part.items()})
-            self._stored.update(part)
-        return len(self._cache)
-
-    def store_cache(self, directory: Path) -> None:
-        """New cache entries to a new shard: a resumed run (or the next session, on the same
-        machine) skips the frozen layers' forward pass for every row it has seen."""
-        import torch
-
-        new = {k: v.cpu() for k, v in self._cache.items() if k not in self._stored}
-        if not new:
-            return
-        directory.mkdir(parents=True, exist_ok=True)
-        shard = directory / f"shard-{len(list(directory.glob('shard-*.pt'))):05d}.pt"
-        torch.save(new, shard.with_suffix(".partial"))
-        shard.with_suffix(".partial").rename(shard)
-        self._stored.update(new)
-
-    def row_loss(self, index: int, row: Sequence_) -> Any:
-        import torch
-        import torch.nn.functional as F
-
-        ids = torch.tensor([row.ids], device=self.device)
-        position_ids, rope = self._positions(len(row.ids))
-        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
-            hidden = self.lower(index, ids, position_ids, rope)
-            hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
-            hidden = self.inner.norm(hidden)[0]
-            targets = torch.tensor(row.targets, device=self.device)
-            if self.opts.head_at_targets:
-                logits = self.head(hidden[targets - 1])
-            else:
-                logits = self.head(hidden)[targets - 1]
-        return F.cross_entropy(logits.float(), ids[0, targets])
-
-    def label_scores(self, rows: list[Sequence_]) -> list[float]:
-        """P(first option) at each label row's first target: what fast triage reads."""
-        import torch
-
-        scores = []
-        with (
-            torch.no_grad(),
-            torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16),
-        ):
-            for number, row in enumerate(rows):
-                ids = torch.tensor([row.ids], device=self.device)
-                position_ids, rope = self._positions(len(row.ids))
-                hidden = self.lower(-100_000 - number, ids, position_ids, rope)
-                hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
-                at = row.targets[0] - 1
-                logits = self.head(self.inner.norm(hidden)[0, at]).float()
-                scores.append(logits)
-        return scores
-
-
-# ---------------------------------------------------------------------------------- data
-
-
-@dataclass
-class Data:
-    train: list[Sequence_]
-    validation: list[Sequence_]  # label-only rows of the validation split (harmful, unharmful)
-    probe: list[Sequence_]  # trace rows kept out of training: a held-out loss
-    counts: dict[str, int]
-
-
-def build_data(opts: Options, base) -> Data:  # noqa: ANN001 - train_common.Base
-    from export import splits
-    from export.train_common import read_train_rows
-    from guardcli.triage import Triage
-
-    triage = Triage(base.codec)
-    lines = opts.split_lines or splits.LINES
-    split = splits.load(opts.prompts, lines) if opts.prompts else None
-    held = {splits._key(r.prompt) for r in split.validation} if split else set()  # noqa: SLF001
-    trace_rows = read_train_rows(opts.traces) if opts.traces else []
-    seqs = [trace_sequence(base, r.text, r.output) for r in trace_rows]
-    examples = label_examples_from_traces(trace_rows) if opts.label_from_traces else []
-    if split:
-        examples += label_examples_from_prompts(split.train)
-    seqs += [label_sequence(base, triage, e) for e in examples]
-    too_long = [s for s in seqs if len(s.ids) > opts.cutoff]
-    seqs = [s for s in seqs if len(s.ids) <= opts.cutoff]
-    seqs, overlap = drop_held_out(seqs, held)
-    traces = [i for i, s in enumerate(seqs) if s.kind == "trace"]
-    probe_at = set(random.Random(opts.seed).sample(traces, min(opts.probe_rows, len(traces))))
-    probe = [seqs[i] for i in sorted(probe_at)]
-    seqs = [s for i, s in enumerate(seqs) if i not in probe_at]
-    validation = []
-    if split:
-        validation = [
-            label_sequence(base, triage, e) for e in label_examples_from_prompts(split.validation)
-        ]
-        validation = [v for v in validation if len(v.ids) <= opts.cutoff]
-        random.Random(opts.seed).shuffle(validation)  # any prefix (--eval-limit) is a fair sample
-    counts = {
-        "trace_rows": sum(s.kind == "trace" for s in seqs),
-        "label_rows": sum(s.kind == "label" for s in seqs),
-        "dropped_over_cutoff": len(too_long),
-        "dropped_validation_overlap": overlap,
-        "validation_rows": len(validation),
-        "probe_rows": len(probe),
-        "train_tokens": sum(len(s.ids) for s in seqs),
-        "target_tokens": sum(len(s.targets) for s in seqs),
-    }
-    return Data(seqs, validation, probe, counts)
 
 
 def probe_loss(model: LoraLM, rows: list[Sequence_]) -> float:

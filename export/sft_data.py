@@ -18,6 +18,7 @@ come from, so the validation split stays unseen by construction.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -114,3 +115,53 @@ def label_examples_from_prompts(rows: Iterable) -> list[LabelExample]:  # noqa: 
 def drop_held_out(sequences: Sequence[Sequence_], held: set[str]) -> tuple[list[Sequence_], int]:
     kept = [s for s in sequences if s.key not in held]
     return kept, len(sequences) - len(kept)
+
+
+@dataclass
+class Data:
+    train: list[Sequence_]
+    validation: list[Sequence_]  # label-only rows of the validation split (harmful, unharmful)
+    probe: list[Sequence_]  # trace rows kept out of training: a held-out loss
+    counts: dict[str, int]
+
+
+def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, train_common.Base
+    from export import splits
+    from export.train_common import read_train_rows
+    from guardcli.triage import Triage
+
+    triage = Triage(base.codec)
+    lines = opts.split_lines or splits.LINES
+    split = splits.load(opts.prompts, lines) if opts.prompts else None
+    held = {splits._key(r.prompt) for r in split.validation} if split else set()  # noqa: SLF001
+    trace_rows = read_train_rows(opts.traces) if opts.traces else []
+    seqs = [trace_sequence(base, r.text, r.output) for r in trace_rows]
+    examples = label_examples_from_traces(trace_rows) if opts.label_from_traces else []
+    if split:
+        examples += label_examples_from_prompts(split.train)
+    seqs += [label_sequence(base, triage, e) for e in examples]
+    too_long = [s for s in seqs if len(s.ids) > opts.cutoff]
+    seqs = [s for s in seqs if len(s.ids) <= opts.cutoff]
+    seqs, overlap = drop_held_out(seqs, held)
+    traces = [i for i, s in enumerate(seqs) if s.kind == "trace"]
+    probe_at = set(random.Random(opts.seed).sample(traces, min(opts.probe_rows, len(traces))))
+    probe = [seqs[i] for i in sorted(probe_at)]
+    seqs = [s for i, s in enumerate(seqs) if i not in probe_at]
+    validation = []
+    if split:
+        validation = [
+            label_sequence(base, triage, e) for e in label_examples_from_prompts(split.validation)
+        ]
+        validation = [v for v in validation if len(v.ids) <= opts.cutoff]
+        random.Random(opts.seed).shuffle(validation)  # any prefix (--eval-limit) is a fair sample
+    counts = {
+        "trace_rows": sum(s.kind == "trace" for s in seqs),
+        "label_rows": sum(s.kind == "label" for s in seqs),
+        "dropped_over_cutoff": len(too_long),
+        "dropped_validation_overlap": overlap,
+        "validation_rows": len(validation),
+        "probe_rows": len(probe),
+        "train_tokens": sum(len(s.ids) for s in seqs),
+        "target_tokens": sum(len(s.targets) for s in seqs),
+    }
+    return Data(seqs, validation, probe, counts)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.fast_sft import LoraLM, Options  # noqa: E402
+from export.fast_sft import Options  # noqa: E402
 from export.sft_data import trace_sequence  # noqa: E402
+from export.sft_model import LoraLM  # noqa: E402
 from export.train_common import open_base, read_train_rows  # noqa: E402
 from guardcli.prompt import INSTRUCTION  # noqa: E402
 

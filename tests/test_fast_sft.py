@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from export import splits
-from export.fast_sft import LoraLM, Options, build_data, train
-from export.sft_data import LabelExample, label_sequence, trace_sequence
+from export.fast_sft import Options, train
+from export.sft_data import LabelExample, build_data, label_sequence, trace_sequence
+from export.sft_model import LoraLM
 from export.train_common import open_base
 from guardcli.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.records import Label

@@ -1,0 +1,139 @@
+"""The model export.fast_sft trains: a causal LM split into frozen lower layers and LoRA-adapted
+upper ones, with the frozen part's output cached per row (it cannot change during training).
+
+It runs the transformers Llama layers itself (embeddings, rotary tables, each decoder layer,
+the final norm) so that the frozen layers can be skipped for a cached row and the LM head can
+be applied at the loss positions only; the arithmetic is the model's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from export.sft_data import Sequence_
+
+# every linear layer of a Llama block (peft's "all-linear"; a list, so layers can be chosen)
+LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoraLM:
+    """A causal LM split at ``split``: frozen layers below, LoRA-adapted layers above."""
+
+    def __init__(self, checkpoint: Path, opts: Any) -> None:  # fast_sft.Options
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+        self.device = opts.device
+        model.to(self.device)
+        layers = model.config.num_hidden_layers
+        top = opts.lora_layers or layers
+        self.split = layers - top
+        config = LoraConfig(
+            r=opts.lora_r,
+            lora_alpha=opts.lora_alpha,
+            lora_dropout=0.0,
+            target_modules=list(LINEAR),
+            layers_to_transform=list(range(self.split, layers)),
+            task_type="CAUSAL_LM",
+        )
+        self.peft = get_peft_model(model, config)
+        self.inner = self.peft.base_model.model.model  # LlamaModel
+        self.head = self.peft.base_model.model.lm_head
+        self.opts = opts
+        self._cache: dict[int, Any] = {}
+        self._stored: set[int] = set()  # keys already in a shard on disk
+        # the request label's two first tokens (harmful, unharmful): what evaluate() compares
+        self.option_pair: tuple[int, int] = (0, 0)
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.peft.parameters() if p.requires_grad]
+
+    def _positions(self, n: int) -> tuple[Any, Any]:
+        import torch
+
+        position_ids = torch.arange(n, device=self.device).unsqueeze(0)
+        hidden = torch.zeros(1, n, self.inner.config.hidden_size, device=self.device)
+        return position_ids, self.inner.rotary_emb(hidden, position_ids=position_ids)
+
+    def _run(self, hidden: Any, start: int, stop: int, position_ids: Any, rope: Any) -> Any:
+        for layer in self.inner.layers[start:stop]:
+            hidden = layer(
+                hidden, attention_mask=None, position_ids=position_ids, position_embeddings=rope
+            )
+        return hidden
+
+    def lower(self, index: int, ids: Any, position_ids: Any, rope: Any) -> Any:
+        """Hidden states entering the first adapted layer: constant in training, so cached."""
+        import torch
+
+        if index in self._cache:
+            return self._cache[index].float()
+        with torch.no_grad():
+            hidden = self.inner.embed_tokens(ids)
+            hidden = self._run(hidden, 0, self.split, position_ids, rope)
+        if self.opts.cache_lower and self.split > 0:
+            self._cache[index] = hidden.to(torch.bfloat16)
+        return hidden
+
+    def load_cache(self, directory: Path) -> int:
+        """Cached lower-layer states of an earlier run on the same data (``store_cache``)."""
+        import torch
+
+        for shard in sorted(directory.glob("shard-*.pt")):
+            part = torch.load(shard, weights_only=True)
+            self._cache.update({k: v.to(self.device) for k, v in part.items()})
+            self._stored.update(part)
+        return len(self._cache)
+
+    def store_cache(self, directory: Path) -> None:
+        """New cache entries to a new shard: a resumed run (or the next session, on the same
+        machine) skips the frozen layers' forward pass for every row it has seen."""
+        import torch
+
+        new = {k: v.cpu() for k, v in self._cache.items() if k not in self._stored}
+        if not new:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        shard = directory / f"shard-{len(list(directory.glob('shard-*.pt'))):05d}.pt"
+        torch.save(new, shard.with_suffix(".partial"))
+        shard.with_suffix(".partial").rename(shard)
+        self._stored.update(new)
+
+    def row_loss(self, index: int, row: Sequence_) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        ids = torch.tensor([row.ids], device=self.device)
+        position_ids, rope = self._positions(len(row.ids))
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
+            hidden = self.lower(index, ids, position_ids, rope)
+            hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
+            hidden = self.inner.norm(hidden)[0]
+            targets = torch.tensor(row.targets, device=self.device)
+            if self.opts.head_at_targets:
+                logits = self.head(hidden[targets - 1])
+            else:
+                logits = self.head(hidden)[targets - 1]
+        return F.cross_entropy(logits.float(), ids[0, targets])
+
+    def label_scores(self, rows: list[Sequence_]) -> list[float]:
+        """P(first option) at each label row's first target: what fast triage reads."""
+        import torch
+
+        scores = []
+        with (
+            torch.no_grad(),
+            torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16),
+        ):
+            for number, row in enumerate(rows):
+                ids = torch.tensor([row.ids], device=self.device)
+                position_ids, rope = self._positions(len(row.ids))
+                hidden = self.lower(-100_000 - number, ids, position_ids, rope)
+                hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
+                at = row.targets[0] - 1
+                logits = self.head(self.inner.norm(hidden)[0, at]).float()
+                scores.append(logits)
+        return scores
