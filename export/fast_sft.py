@@ -27,9 +27,10 @@ import argparse
 import json
 import math
 import random
+import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ from export.sft_data import (
 from export.sft_model import LoraLM
 from guardcli.metrics import roc_auc
 
-STATE = "state"
+STATE = "state"  # OUTPUT/state: adapter/, progress.json (step, log), trainer.pt (optimizer)
+PROGRESS = "progress.json"
+ADAPTER_FILE = "adapter_model.safetensors"
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Options:
     device: str = "cpu"  # or "cuda": the same loop on a GPU (the cache then lives there too)
     resume: bool = False
     snapshot: Path | None = None  # write the saved state's merged checkpoint here, train nothing
+    publish_state: Path | None = None  # copy the saved state (fp16 adapter, progress) here for git
+    resume_from: Path | None = None  # a published state to continue from when OUTPUT has none
     cache_dir: Path | None = None  # default ~/.cache/guardcli-train/<data and split fingerprint>
 
 
@@ -139,7 +144,12 @@ def train(opts: Options) -> dict[str, Any]:
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
     output = Path(opts.output)
+    if opts.publish_state:
+        return publish_state(output / STATE, Path(opts.publish_state))
     output.mkdir(parents=True, exist_ok=True)
+    if opts.resume_from and not (output / STATE / PROGRESS).is_file():
+        shutil.copytree(opts.resume_from, output / STATE, dirs_exist_ok=True)
+        opts = replace(opts, resume=True)
     with tempfile.TemporaryDirectory(prefix="guardcli-sft-") as tmp:
         base = open_base(opts.model, Path(tmp))
         data = build_data(opts, base)
@@ -156,7 +166,7 @@ def train(opts: Options) -> dict[str, Any]:
         per_epoch = len(data.train) // opts.grad_accum
         total = opts.max_steps or max(1, int(per_epoch * opts.epochs))
         step, log = 0, {"steps": [], "evals": [], "counts": data.counts, "options": _jsonable(opts)}
-        if opts.resume and (output / STATE / "trainer.pt").is_file():
+        if opts.resume and (output / STATE / PROGRESS).is_file():
             step, log = _load_state(output / STATE, model, optim)
             say(f"resuming at step {step} of {total}")
         started, tokens = time.perf_counter(), 0
@@ -241,7 +251,8 @@ def _save_state(directory: Path, model: LoraLM, optim: Any, step: int, log: dict
     partial = directory.with_name(directory.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
     model.peft.save_pretrained(partial / "adapter", safe_serialization=True)
-    torch.save({"optim": optim.state_dict(), "step": step, "log": log}, partial / "trainer.pt")
+    torch.save({"optim": optim.state_dict()}, partial / "trainer.pt")
+    (partial / PROGRESS).write_text(json.dumps({"step": step, "log": log}), encoding="utf-8")
     if directory.exists():
         import shutil
 
@@ -254,11 +265,32 @@ def _load_state(directory: Path, model: LoraLM, optim: Any) -> tuple[int, dict]:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    weights = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
-    set_peft_model_state_dict(model.peft, weights)
-    state = torch.load(directory / "trainer.pt", weights_only=False)
-    optim.load_state_dict(state["optim"])
-    return int(state["step"]), state["log"]
+    weights = load_file(str(directory / "adapter" / ADAPTER_FILE))
+    set_peft_model_state_dict(model.peft, {k: v.float() for k, v in weights.items()})
+    if (directory / "trainer.pt").is_file():
+        optim.load_state_dict(torch.load(directory / "trainer.pt", weights_only=True)["optim"])
+    else:  # a committed state (export.nano_state): the adapter alone; Adam's moments restart
+        say("no optimizer state: resuming with a fresh AdamW")
+    progress = json.loads((directory / PROGRESS).read_text(encoding="utf-8"))
+    return int(progress["step"]), progress["log"]
+
+
+def publish_state(state: Path, dest: Path) -> dict[str, Any]:
+    """The run's position in a form small enough to commit: the adapter in float16 and
+    progress.json (no optimizer: 2x the adapter in float32). ``--resume-from DEST`` continues
+    from it on a fresh checkout, with a fresh AdamW."""
+    from safetensors.torch import load_file, save_file
+
+    progress = json.loads((state / PROGRESS).read_text(encoding="utf-8"))
+    (dest / "adapter").mkdir(parents=True, exist_ok=True)
+    weights = load_file(str(state / "adapter" / "adapter_model.safetensors"))
+    save_file({k: v.half() for k, v in weights.items()}, str(dest / "adapter" / ADAPTER_FILE))
+    shutil.copyfile(
+        state / "adapter" / "adapter_config.json", dest / "adapter" / "adapter_config.json"
+    )
+    (dest / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n", encoding="utf-8")
+    say(f"state of step {progress['step']} published to {dest}")
+    return progress["log"]
 
 
 def _jsonable(opts: Options) -> dict[str, Any]:
@@ -311,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--snapshot", type=Path, help="merge the saved state into DIR and stop")
     parser.add_argument("--cache-dir", type=Path, help="where the lower-layer cache persists")
+    parser.add_argument("--publish-state", type=Path, help="copy the state (fp16) to DIR and stop")
+    parser.add_argument("--resume-from", type=Path, help="a published state to continue from")
     return parser
 
 

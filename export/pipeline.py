@@ -302,7 +302,7 @@ def _resume_flag(stage: Stage) -> list[str]:
     """An R-SFT run killed after a checkpoint continues from it instead of refusing."""
     if stage.module == "rsft" and any((stage.output / "checkpoints").glob("checkpoint-*")):
         return ["--resume"]
-    if stage.module == "fast_sft" and (stage.output / "state" / "trainer.pt").is_file():
+    if stage.module == "fast_sft" and (stage.output / "state" / "progress.json").is_file():
         return ["--resume"]
     return []
 

@@ -177,3 +177,23 @@ def test_a_snapshot_is_a_checkpoint_of_the_saved_state(base_dir, data_files, tmp
     assert log["snapshot_of_step"] == 2
     assert (snap / "model.safetensors").is_file() and (snap / "adapter").is_dir()
     assert json.loads((snap / "train_log.json").read_text())["snapshot_of_step"] == 2
+
+
+@pytest.mark.slow
+def test_a_published_state_continues_on_a_fresh_checkout(base_dir, data_files, tmp_path):
+    """What a session commits (fp16 adapter + progress, no optimizer) resumes elsewhere: the
+    step count and the loss history carry on, and the run finishes."""
+    from safetensors.torch import load_file
+
+    first = tmp_path / "first"
+    partial = train(options(base_dir, data_files, first, stop_at=3))
+    published = tmp_path / "published"
+    train(options(base_dir, data_files, first, publish_state=published))
+    adapter = load_file(str(published / "adapter" / "adapter_model.safetensors"))
+    assert adapter and all(str(t.dtype) == "torch.float16" for t in adapter.values())
+    assert not (published / "trainer.pt").exists()
+    fresh = tmp_path / "fresh-checkout"
+    log = train(options(base_dir, data_files, fresh, resume_from=published))
+    assert [s["step"] for s in log["steps"]] == [1, 2, 3, 4, 5, 6]
+    assert log["steps"][:3] == partial["steps"]
+    assert (fresh / "train_log.json").is_file()

@@ -256,7 +256,7 @@ def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
     assert rsft.argv[-4:] == ["--epochs", "2", "--lora-layers", "8"]
     assert _resume_flag(rsft) == []
     (rsft.output / "state").mkdir(parents=True)
-    (rsft.output / "state" / "trainer.pt").write_bytes(b"")
+    (rsft.output / "state" / "progress.json").write_text("{}")
     assert _resume_flag(rsft) == ["--resume"]
 
 
