@@ -34,8 +34,8 @@ from export import ConvertError, positive_int
 from export.encoding import bos_token_id, decide_add_bos
 from export.sources import resolve_source, with_tokenizer
 from guardcli.bundle import MANIFEST, Manifest, bundle_files, write_manifest
+from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import GuardError
-from guardcli.prompt import TEMPLATE_ID
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 TARGETS = ("cpu", "cuda")

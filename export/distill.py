@@ -12,7 +12,7 @@ bundle or a Hugging Face checkpoint, export.generate.sample_outputs) or an OpenA
 endpoint shown the gold labels (export.generate.synthesize). A trace is kept only when its
 final Answers block is complete and agrees with every gold label of its input, it fits the
 token cap, and the same (input, trace) was not kept already. What is kept is written in the
-GuardReasonerTrain format (``instruction`` + "\\n" + ``input`` == guardcli.prompt.build_input,
+GuardReasonerTrain format (``instruction`` + "\\n" + ``input`` == guardcli.core.prompt.build_input,
 so training sees the runtime's bytes); ``<output>.summary.json`` says what was dropped and why.
 
 An input listed in several files (XSTest's harmful and refusal sets share 445 pairs) is one
@@ -39,6 +39,9 @@ from pathlib import Path
 
 from export import positive_int
 from export.generate import SamplingConfig, model_kind, sample_outputs, synthesize
+from guardcli.core.parse import answers_region, parse
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import ParseStatus
 from guardcli.errors import GuardError, InputError, UsageError
 from guardcli.inputs import Skip
 from guardcli.labelled import (
@@ -51,9 +54,6 @@ from guardcli.labelled import (
     load_predictions,
     mismatches,
 )
-from guardcli.parse import answers_region, parse
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import ParseStatus
 
 DEFAULT_MAX_TRACE_TOKENS = 1024  # guardcli's default --max-new-tokens: longer never finishes
 # Without a tokenizer, tokens are estimated as ceil(chars / 4). The Llama 3 tokenizer measures
@@ -293,7 +293,7 @@ def trace_candidates(
 
 def token_counter(tokenizer: str | None, teachers: Sequence[Teacher]) -> TokenCounter:
     """--tokenizer, else the first local model teacher's tokenizer, else the estimate."""
-    from guardcli.tokenizer import TextCodec
+    from guardcli.core.tokenizer import TextCodec
 
     path = None
     if tokenizer:

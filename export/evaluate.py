@@ -34,8 +34,8 @@ def evaluate(
     batch_size: int,
     device: str,
 ) -> list[dict]:
+    from guardcli.core.guard import GuardOptions
     from guardcli.evaluate import evaluate_file
-    from guardcli.guard import GuardOptions
     from guardcli.models import Resolved, open_guard
 
     rows = []

@@ -220,7 +220,7 @@ class Data:
 def build_data(opts: Options, base) -> Data:  # noqa: ANN001 - train_common.Base
     from export import splits
     from export.train_common import read_train_rows
-    from guardcli.triage import Triage
+    from guardcli.core.triage import Triage
 
     triage = Triage(base.codec)
     lines = opts.split_lines or splits.LINES
@@ -411,7 +411,7 @@ def _cache_dir(data: Data, opts: Options, split: int) -> Path:
 
 
 def _request_pair(base) -> tuple[int, int]:  # noqa: ANN001
-    from guardcli.triage import Triage
+    from guardcli.core.triage import Triage
 
     first = Triage(base.codec).choices(False)[0]
     return first.options[0][0], first.options[1][0]

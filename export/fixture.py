@@ -2,7 +2,7 @@
 
 ``build_fixture_model`` trains (overfits) a toy Llama so that, for each pair in
 ``FIXTURE_PAIRS``, greedy decoding from the exact GuardReasoner input
-(``guardcli.prompt.build_input`` with BOS prepended, as the runtime encodes it) reproduces a
+(``guardcli.core.prompt.build_input`` with BOS prepended, as the runtime encodes it) reproduces a
 handwritten reasoning trace ending in a complete ``Answers`` block, then EOS. Tests can then
 assert actual labels, streaming and batching through the real ONNX runtime path instead of
 only "some text came out".
@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.prompt import build_input
-from guardcli.records import Label, Sample
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Label, Sample
 
 _NO_RESPONSE_TASKS = """\
 # Task 2
@@ -65,7 +65,7 @@ class FixturePair:
 
     @property
     def labels(self) -> tuple[Label, Label, Label]:
-        """(request, completion, response), as in ``guardcli.records.Verdict``."""
+        """(request, completion, response), as in ``guardcli.core.records.Verdict``."""
         return self.request, self.completion, self.response_label
 
     def sample(self) -> Sample:
@@ -87,9 +87,13 @@ FIXTURE_PAIRS: tuple[FixturePair, ...] = (
             "## Reasoning Step 2: Forging an ID is illegal and enables fraud.\n"
             "## Conclusion for Task 1: The human user's request is harmful.\n",
             _NO_RESPONSE_TASKS,
-            "harmful", "None", "None",
+            "harmful",
+            "None",
+            "None",
         ),
-        request=H, completion=N, response_label=N,
+        request=H,
+        completion=N,
+        response_label=N,
     ),
     FixturePair(
         id="puppy-name",
@@ -100,9 +104,13 @@ FIXTURE_PAIRS: tuple[FixturePair, ...] = (
             "## Reasoning Step 2: Naming a pet is a harmless, everyday question.\n"
             "## Conclusion for Task 1: The human user's request is unharmful.\n",
             _NO_RESPONSE_TASKS,
-            "unharmful", "None", "None",
+            "unharmful",
+            "None",
+            "None",
         ),
-        request=U, completion=N, response_label=N,
+        request=U,
+        completion=N,
+        response_label=N,
     ),
     FixturePair(
         id="poison-dog",
@@ -121,9 +129,13 @@ FIXTURE_PAIRS: tuple[FixturePair, ...] = (
             "# Task 3\n\n"
             "## Reasoning Step 1: The response only suggests talking or animal control.\n"
             "## Conclusion for Task 3: The AI assistant's response is unharmful.\n",
-            "harmful", "refusal", "unharmful",
+            "harmful",
+            "refusal",
+            "unharmful",
         ),
-        request=H, completion=R, response_label=U,
+        request=H,
+        completion=R,
+        response_label=U,
     ),
     FixturePair(
         id="grandma-pin",
@@ -141,9 +153,13 @@ FIXTURE_PAIRS: tuple[FixturePair, ...] = (
             "# Task 3\n\n"
             "## Reasoning Step 1: The text is a scam that can steal her money.\n"
             "## Conclusion for Task 3: The AI assistant's response is harmful.\n",
-            "harmful", "compliance", "harmful",
+            "harmful",
+            "compliance",
+            "harmful",
         ),
-        request=H, completion=C, response_label=H,
+        request=H,
+        completion=C,
+        response_label=H,
     ),
     FixturePair(
         id="boiled-egg",
@@ -158,9 +174,13 @@ FIXTURE_PAIRS: tuple[FixturePair, ...] = (
             "# Task 3\n\n"
             "## Reasoning Step 1: Boiling an egg is safe kitchen advice.\n"
             "## Conclusion for Task 3: The AI assistant's response is unharmful.\n",
-            "unharmful", "compliance", "unharmful",
+            "unharmful",
+            "compliance",
+            "unharmful",
         ),
-        request=U, completion=C, response_label=U,
+        request=U,
+        completion=C,
+        response_label=U,
     ),
     FixturePair(
         id="kill-process",
@@ -176,9 +196,13 @@ FIXTURE_PAIRS: tuple[FixturePair, ...] = (
             "# Task 3\n\n"
             "## Reasoning Step 1: A refusal gives no dangerous content.\n"
             "## Conclusion for Task 3: The AI assistant's response is unharmful.\n",
-            "unharmful", "refusal", "unharmful",
+            "unharmful",
+            "refusal",
+            "unharmful",
         ),
-        request=U, completion=R, response_label=U,
+        request=U,
+        completion=R,
+        response_label=U,
     ),
 )
 
@@ -191,7 +215,7 @@ TRAINING_REPORT = "fixture_training.json"
 
 def fixture_corpus() -> str:
     """The text the fixture tokenizer is trained on: every input and trace."""
-    from guardcli.prompt import INSTRUCTION
+    from guardcli.core.prompt import INSTRUCTION
 
     parts = [INSTRUCTION]
     for pair in FIXTURE_PAIRS:
@@ -218,7 +242,7 @@ def fingerprint() -> str:
 
 
 def _check_pairs() -> None:
-    from guardcli.parse import parse
+    from guardcli.core.parse import parse
 
     for pair in FIXTURE_PAIRS:
         verdict = parse(pair.trace)
@@ -272,8 +296,18 @@ def build_fixture_model(
     torch.use_deterministic_algorithms(True)
     try:
         model, stats = _train(
-            prompts, targets, vocab=tokenizer.get_vocab_size(), bos=bos, eos=eos,
-            steps=steps, seed=seed, hidden=hidden, layers=layers, lr=lr, margin=margin, say=say,
+            prompts,
+            targets,
+            vocab=tokenizer.get_vocab_size(),
+            bos=bos,
+            eos=eos,
+            steps=steps,
+            seed=seed,
+            hidden=hidden,
+            layers=layers,
+            lr=lr,
+            margin=margin,
+            say=say,
         )
     finally:
         torch.set_num_threads(threads)
@@ -397,9 +431,7 @@ def _greedy_mismatches(model, prompts, targets, eos) -> list[int]:  # noqa: ANN0
     return bad
 
 
-def build_fixture_bundle(
-    out_dir: Path | str, *, steps: int = DEFAULT_STEPS, seed: int = 0
-) -> Path:
+def build_fixture_bundle(out_dir: Path | str, *, steps: int = DEFAULT_STEPS, seed: int = 0) -> Path:
     """Train the fixture model into ``out_dir/checkpoint`` and convert it to a validated fp32
     bundle in ``out_dir/bundle`` (returned). Validation compares full traces on the fixture
     inputs; anything short of an exact match raises RuntimeError."""

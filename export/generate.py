@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from guardcli.bundle import MANIFEST
+from guardcli.core.prompt import format_pair
+from guardcli.core.records import Label
 from guardcli.errors import ExitCode, GuardError, UsageError
 from guardcli.labelled import LabelledSample
-from guardcli.prompt import format_pair
-from guardcli.records import Label
 from guardcli.sanitize import one_line
 
 Progress = Callable[[int], None]  # called with how many more inputs are done, like tqdm.update
@@ -129,10 +129,10 @@ RowGenerator = Callable[[list[str], int], list[str]]
 
 
 def _genai_rows(bundle: Path, config: SamplingConfig, device: str) -> RowGenerator:
-    from guardcli.engine import Engine
+    from guardcli.core.engine import Engine
+    from guardcli.core.tokenizer import TextCodec
     from guardcli.genai import pick_device
     from guardcli.models import check_bundle
-    from guardcli.tokenizer import TextCodec
 
     manifest = check_bundle(bundle)
     codec = TextCodec.for_bundle(bundle, manifest)

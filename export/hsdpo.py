@@ -16,7 +16,7 @@ Three steps, each runnable alone and each skipped when its output already exists
    chunk is sampled with a seed derived from ``--seed`` and its first input, so a chunk drawn
    again draws the same outputs.
 2. ``mine`` -> ``DIR/pairs.jsonl`` (export.mining): an input is *hard* when some of its
-   outputs agree with the gold labels and some do not (each output read with guardcli.parse;
+   outputs agree with the gold labels and some do not (each output read with guardcli.core.parse;
    agreement per guardcli.labelled.agrees: every labelled task right; an unreadable answer is
    wrong). Its
    pairs: chosen = a right output, rejected = a wrong one; the distinct (right, wrong) text
@@ -85,9 +85,9 @@ from export.train_common import (
     say,
 )
 from export.weighted_dpo import build_trainer, encode_pairs
+from guardcli.core.prompt import build_input
 from guardcli.errors import GuardError, UsageError
 from guardcli.labelled import LabelledSample, implied
-from guardcli.prompt import build_input
 
 SAMPLES = "samples.jsonl"
 PAIRS = "pairs.jsonl"

@@ -297,6 +297,7 @@ def _hsdpo(
     done = lambda: (out / "model" / TRAIN_LOG).is_file()  # noqa: E731
     return [Stage("hsdpo", "hsdpo", argv, out, done), bundle("hsdpo", out / "model")]
 
+
 def _resume_flag(stage: Stage) -> list[str]:
     """An R-SFT run killed after a checkpoint continues from it instead of refusing."""
     if stage.module == "rsft" and any((stage.output / "checkpoints").glob("checkpoint-*")):

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from guardcli.prompt import build_input, split_input
-from guardcli.records import Label
+from guardcli.core.prompt import build_input, split_input
+from guardcli.core.records import Label
 
 IGNORE = -100
 
@@ -76,14 +76,14 @@ def label_sequence(base, triage, example: LabelExample) -> Sequence_:  # noqa: A
 
 
 def _tasks():  # noqa: ANN202
-    from guardcli.triage import TASKS
+    from guardcli.core.triage import TASKS
 
     return TASKS
 
 
 def label_examples_from_traces(rows: Iterable) -> list[LabelExample]:  # noqa: ANN001 - TrainRow
     """One label-only example per distinct input, from its (gold-agreeing) trace's answers."""
-    from guardcli.parse import parse
+    from guardcli.core.parse import parse
 
     seen: set[str] = set()
     examples = []

@@ -31,7 +31,7 @@ class Manifest:
     architecture: dict[str, Any]  # layers, hidden, heads, kv_heads, vocab, tied, rope
     precision: str  # fp32 | fp16 | int8 | int4
     target: str  # cpu | cuda
-    template: str  # prompt template id, see guardcli.prompt.TEMPLATE_ID
+    template: str  # prompt template id, see guardcli.core.prompt.TEMPLATE_ID
     bos_token_id: int
     eos_token_ids: list[int]
     pad_token_id: int
@@ -40,7 +40,7 @@ class Manifest:
     built_with: dict[str, str] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
-    # Fast-mode decision thresholds fitted on a validation split (guardcli.triage.Thresholds)
+    # Fast-mode decision thresholds fitted on a validation split (guardcli.core.triage.Thresholds)
     calibration: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
 

@@ -33,13 +33,10 @@ from guardcli.cli import (
     _say,
     app,
 )
+from guardcli.core.tasks import NAMES
 from guardcli.errors import ExitCode, UsageError
 
-
-class TaskChoice(str, Enum):
-    prompt = "prompt"
-    response = "response"
-    refusal = "refusal"
+TaskChoice = Enum("TaskChoice", {name: name for name in NAMES}, type=str)
 
 
 @app.command("eval")

@@ -299,8 +299,8 @@ def scan(
 
 def _dry_run(samples, output, resume, summary, *, strict, quiet) -> None:  # noqa: ANN001
     """Write each exact model input as soon as its sample is read; never touch a model."""
+    from guardcli.core.prompt import build_input
     from guardcli.outputs import json_line
-    from guardcli.prompt import build_input
 
     if resume:
         raise UsageError("--dry-run cannot --resume", hint="drop --resume")
@@ -343,8 +343,8 @@ def classify(
 ) -> None:
     """Judge one prompt (and optionally the AI's response)."""
     with _errors():
+        from guardcli.core.records import Sample
         from guardcli.outputs import flagged, make_writer
-        from guardcli.records import Sample
 
         guard = _load(
             model,

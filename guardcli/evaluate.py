@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.guard import Guard
+from guardcli.core.guard import Guard
+from guardcli.core.records import Result
+from guardcli.core.tasks import Task
 from guardcli.inputs import Skip
-from guardcli.labelled import LabelledSample, Task, benchmark_of, load_labelled, task_of
-from guardcli.metrics import NEGATIVE, POSITIVE, Scores, predicted, score
-from guardcli.records import Result
+from guardcli.labelled import LabelledSample, benchmark_of, load_labelled, task_of
+from guardcli.metrics import Scores, predicted, score
 from guardcli.scoring import Judged
 
 
@@ -69,7 +70,7 @@ def labelled_file(
     for item in load_labelled(path, task=the_task):
         if isinstance(item, Skip):
             skips.append(item)
-        elif getattr(item.gold, the_task.field) not in (POSITIVE[the_task], NEGATIVE[the_task]):
+        elif getattr(item.gold, the_task.field) not in the_task.spec.labels:
             unlabelled += 1
         else:
             items.append(item)
@@ -165,7 +166,5 @@ def judge_file(
 
 
 def _score(result, task: Task) -> float | None:  # noqa: ANN001 - Result
-    from guardcli.scoring import SCORE_FIELD
-
     scores = result.verdict.scores
-    return None if scores is None else getattr(scores, SCORE_FIELD[task])
+    return None if scores is None else getattr(scores, task.spec.score)

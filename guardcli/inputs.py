@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from typing import BinaryIO, TextIO
 
+from guardcli.core.prompt import split_input
+from guardcli.core.records import Sample
 from guardcli.errors import InputError, UsageError
-from guardcli.prompt import split_input
-from guardcli.records import Sample
 from guardcli.sanitize import one_line
 
 STDIN = "-"

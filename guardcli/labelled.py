@@ -32,40 +32,15 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from enum import Enum
 from pathlib import Path, PurePath
 
-from guardcli.errors import InputError, UsageError
+from guardcli.core.parse import answers_region, read_labels
+from guardcli.core.prompt import split_input
+from guardcli.core.records import Label, Sample, Verdict
+from guardcli.core.tasks import LABEL_WORDS, NAMES, TASKS, Task, by_field
+from guardcli.errors import InputError, UsageError, one_of
 from guardcli.inputs import Skip, read_objects, record_sample
-from guardcli.parse import answers_region, read_labels
-from guardcli.prompt import split_input
-from guardcli.records import Label, Sample, Verdict
 from guardcli.sanitize import one_line
-
-
-class Task(str, Enum):
-    """What a bare benchmark label scores."""
-
-    PROMPT = "prompt"  # task 1: is the request harmful?
-    RESPONSE = "response"  # task 3: is the response harmful?
-    REFUSAL = "refusal"  # task 2: did the assistant refuse?
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def field(self) -> str:
-        """The Gold / Verdict attribute this task fills."""
-        return _TASK_FIELD[self]
-
-
-_TASK_FIELD = {Task.PROMPT: "request", Task.REFUSAL: "completion", Task.RESPONSE: "response"}
-_WORDS = {  # the bare words each task accepts
-    Task.PROMPT: (Label.HARMFUL, Label.UNHARMFUL),
-    Task.RESPONSE: (Label.HARMFUL, Label.UNHARMFUL),
-    Task.REFUSAL: (Label.REFUSAL, Label.COMPLIANCE),
-}
-_FIELD_WORDS = {task.field: words for task, words in _WORDS.items()}
 
 
 @dataclass(frozen=True)
@@ -121,7 +96,7 @@ def parse_task(task: str | Task) -> Task:
     try:
         return Task(str(task).lower())
     except ValueError:
-        raise UsageError(f"unknown task {task!r}", hint="use prompt, response or refusal") from None
+        raise UsageError(f"unknown task {task!r}", hint="use " + one_of(NAMES)) from None
 
 
 def task_of(name: str | os.PathLike[str], task: str | Task | None = None) -> Task:
@@ -133,7 +108,7 @@ def task_of(name: str | os.PathLike[str], task: str | Task | None = None) -> Tas
         raise InputError(
             f"{name}: cannot tell which task its bare labels score",
             hint="name the file after its benchmark (e.g. HarmBenchResponse.jsonl) "
-            "or pass the task (--task prompt|response|refusal)",
+            f"or pass the task (--task {'|'.join(NAMES)})",
         )
     return found.task
 
@@ -224,12 +199,9 @@ class _Bad(Exception):
 
 
 def _bare(value: object) -> Label | None:
-    if isinstance(value, str) and value.strip().lower() in _BARE_WORDS:
+    if isinstance(value, str) and value.strip().lower() in LABEL_WORDS:
         return Label(value.strip().lower())
     return None
-
-
-_BARE_WORDS = {"harmful", "unharmful", "refusal", "compliance"}
 
 
 def _field_label(name: str, value: object, field: str, has_response: bool) -> Label | None:
@@ -242,8 +214,9 @@ def _field_label(name: str, value: object, field: str, has_response: bool) -> La
     if word == "none":
         return Label.NONE if field != "request" and not has_response else None
     label = _bare(word)
-    if label not in _FIELD_WORDS[field]:
-        allowed = " or ".join(str(w) for w in _FIELD_WORDS[field])
+    words = by_field(field).labels
+    if label not in words:
+        allowed = " or ".join(str(w) for w in words)
         raise _Bad(f"'{name}' is {one_line(value, 30)!r} - use {allowed} (null: not labelled)")
     if not has_response and field != "request":
         raise _Bad(f"'{name}' labels a response, but the sample has none - fix the record")
@@ -268,7 +241,7 @@ def _from_answers(text: str, has_response: bool) -> Gold | None:
 
 
 def _from_word(label: Label, task: Task, has_response: bool) -> Gold:
-    if label not in _WORDS[task]:
+    if label not in task.spec.labels:
         raise _Bad(f"label {label} does not fit the {task} task - pass the right --task")
     if task is not Task.PROMPT and not has_response:
         raise _Bad(f"a {task} label, but the sample has no response - fix the record")
@@ -299,16 +272,9 @@ def _gold_value(value: object, name: str, file_task: _FileTask, has_response: bo
     return gold
 
 
-_ALIASES = (
-    ("request", ("request", "prompt_harm_label")),
-    ("completion", ("completion", "response_refusal_label")),
-    ("response", ("response_label", "response_harm_label")),
-)
-
-
 def _fields_gold(obj: dict, file_task: _FileTask, has_response: bool) -> Gold:
     labels: dict[str, Label | None] = {}
-    for field, names in _ALIASES:
+    for field, names in ((task.field, task.aliases) for task in TASKS):
         found = {n: _field_label(n, obj[n], field, has_response) for n in names if n in obj}
         values = set(found.values())
         if len(values) > 1:

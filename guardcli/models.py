@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guardcli.bundle import MANIFEST, Manifest, read_manifest, verify
+from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import ModelError
-from guardcli.prompt import TEMPLATE_ID
 
 ENV_MODEL = "GUARDCLI_MODEL"
 DEFAULT_NAME = "nano"
@@ -139,15 +139,15 @@ def open_guard(
     options=None,  # noqa: ANN001 - GuardOptions; imported lazily with the engine
 ):
     """A ready Guard over the resolved bundle, plus its manifest and the device it runs on."""
-    from guardcli.engine import Engine
+    from guardcli.core.engine import Engine
+    from guardcli.core.guard import Guard
+    from guardcli.core.tokenizer import TextCodec
     from guardcli.genai import GenaiBackend, pick_device
-    from guardcli.guard import Guard
-    from guardcli.tokenizer import TextCodec
 
     manifest = check_bundle(resolved.path, verify_hashes=verify_hashes)
     chosen = pick_device(device)
     backend = GenaiBackend(resolved.path, device=chosen, threads=threads)
-    from guardcli.triage import Thresholds
+    from guardcli.core.triage import Thresholds
 
     try:
         thresholds = Thresholds.from_calibration(manifest.calibration)

@@ -15,8 +15,10 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from guardcli.core.records import Result, Verdict
+from guardcli.core.tasks import FIELDS as TASK_FIELDS
+from guardcli.core.tasks import SCORE_FIELDS
 from guardcli.errors import InputError, UsageError
-from guardcli.records import Result, Verdict
 from guardcli.sanitize import one_line
 
 FAIL_ON = ("request", "response", "any", "none")
@@ -24,9 +26,7 @@ FORMATS = ("jsonl", "csv", "json", "table")
 FIELDS = (
     "id",
     "source",
-    "request",
-    "completion",
-    "response",
+    *TASK_FIELDS,  # request, completion, response
     "flagged",
     "status",
     "prompt_tokens",
@@ -35,9 +35,7 @@ FIELDS = (
     "finish",
     "truncated",
     "mode",
-    "request_score",
-    "refusal_score",
-    "response_score",
+    *(f"{name}_score" for name in SCORE_FIELDS),  # request, refusal, response
 )
 
 
@@ -74,9 +72,7 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
     record: dict[str, Any] = {
         "id": result.sample.id,
         "source": result.sample.source,
-        "request": verdict.request.value,
-        "completion": verdict.completion.value,
-        "response": verdict.response.value,
+        **{field: getattr(verdict, field).value for field in TASK_FIELDS},
         "flagged": flagged(verdict, fail_on),
         "status": verdict.status.value,
         "prompt_tokens": generation.prompt_tokens if generation else None,
@@ -104,12 +100,10 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
 
 def score_fields(verdict: Verdict) -> dict[str, float | None]:
     scores = verdict.scores
-    values = (
-        (None, None, None) if scores is None else (scores.request, scores.refusal, scores.response)
-    )
+    values = {name: None if scores is None else getattr(scores, name) for name in SCORE_FIELDS}
     return {
         f"{name}_score": None if value is None else round(value, 6)
-        for name, value in zip(("request", "refusal", "response"), values, strict=True)
+        for name, value in values.items()
     }
 
 
@@ -250,7 +244,7 @@ class TableWriter(Writer):
         table = Table(expand=False, highlight=False)
         table.add_column("id", overflow="ellipsis", no_wrap=True, max_width=32)
         table.add_column("source", overflow="ellipsis", no_wrap=True, max_width=40)
-        for name in ("request", "completion", "response", "status"):
+        for name in (*TASK_FIELDS, "status"):
             table.add_column(name, overflow="ellipsis", no_wrap=True)
         table.add_column("tokens", justify="right", overflow="ellipsis", no_wrap=True)
         table.add_column("latency", justify="right", overflow="ellipsis", no_wrap=True)
@@ -262,7 +256,7 @@ class TableWriter(Writer):
                 # Untrusted: cleaned, and a Text so rich never reads it as markup.
                 Text(one_line(str(record["id"]), 32)),
                 Text(one_line(str(record["source"]), 40)),
-                *(_label(record[name]) for name in ("request", "completion", "response")),
+                *(_label(record[name]) for name in TASK_FIELDS),
                 _label(record["status"]),
                 _tokens(record),
                 "-" if record["latency_ms"] is None else f"{record['latency_ms'] / 1000:.1f}s",

@@ -14,7 +14,7 @@ every average from the table to check the transcription).
 
 from __future__ import annotations
 
-from guardcli.labelled import Task
+from guardcli.core.tasks import Task
 
 _P, _R, _F = Task.PROMPT, Task.RESPONSE, Task.REFUSAL
 

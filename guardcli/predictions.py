@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Result
+from guardcli.core.tasks import NAMES, Task
 from guardcli.errors import InputError, UsageError
 from guardcli.inputs import Skip, read_objects
-from guardcli.labelled import LabelledSample, Task, benchmark_of, parse_task, read_prediction
-from guardcli.metrics import NEGATIVE, POSITIVE
+from guardcli.labelled import LabelledSample, benchmark_of, parse_task, read_prediction
 from guardcli.outputs import json_line, score_fields
-from guardcli.prompt import build_input
-from guardcli.records import Result
-from guardcli.scoring import SCORE_FIELD, Judged
+from guardcli.scoring import Judged
 
 PREDICTIONS_NAME = "generated_predictions.jsonl"
 
@@ -102,12 +102,12 @@ def _task(path: str, task: str | Task | None, objects: list[tuple[str, dict]]) -
     if found is not None:
         return found.task
     named = {obj.get("task") for _, obj in objects}
-    if len(named) == 1 and (value := named.pop()) in {t.value for t in Task}:
+    if len(named) == 1 and (value := named.pop()) in NAMES:
         return Task(value)
     raise InputError(
         f"{path}: cannot tell which task it scores",
         hint="name it after its benchmark (e.g. HarmBenchResponse.jsonl) "
-        "or pass --task prompt|response|refusal",
+        f"or pass --task {'|'.join(NAMES)}",
     )
 
 
@@ -118,13 +118,13 @@ def judged_of(obj: dict[str, Any], where: str, task: Task) -> Judged:
         problem = read.reason
     else:
         label = getattr(read.item.gold, task.field)
-        if label in (POSITIVE[task], NEGATIVE[task]):
+        if label in task.spec.labels:
             gold = label
         else:
             problem = f"no {task} label (gold: {read.item.gold})"
     tokens = obj.get("output_tokens")
     latency = obj.get("latency_ms")
-    score = obj.get(f"{SCORE_FIELD[task]}_score")
+    score = obj.get(f"{task.spec.score}_score")
     return Judged(
         where=where,
         label=obj.get("label"),

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardcli import paper
-from guardcli.labelled import Task
+from guardcli.core.tasks import Task
 from guardcli.scoring import BenchmarkScore, Mode, TaskAverage
 
-_TASKS = (Task.PROMPT, Task.RESPONSE, Task.REFUSAL)
+_TASKS = tuple(Task)  # the paper's order: prompt, response, refusal
 CAPTIONS = {
     Mode.HONEST: "honest: every item counts once; an output without a label is a wrong answer",
     Mode.PAPER: "paper-compat: evaluate.py's rules - last 300 characters only; an output without "

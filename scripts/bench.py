@@ -51,7 +51,7 @@ def _samples(bench: str, limit: int, seed: int) -> list:
 
 
 def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -> list[dict]:
-    from guardcli.guard import GuardOptions
+    from guardcli.core.guard import GuardOptions
     from guardcli.models import open_guard, resolve_model
 
     path, _, mode = path.partition("@")
@@ -86,9 +86,9 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     from transformers import AutoModelForCausalLM
 
     from guardcli.bundle import read_manifest
-    from guardcli.parse import parse
-    from guardcli.prompt import build_input
-    from guardcli.tokenizer import TextCodec
+    from guardcli.core.parse import parse
+    from guardcli.core.prompt import build_input
+    from guardcli.core.tokenizer import TextCodec
 
     manifest = read_manifest(Path(bundle))
     codec = TextCodec.for_bundle(bundle, manifest)
@@ -147,10 +147,10 @@ def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     from llama_cpp import Llama
 
     from guardcli.bundle import read_manifest
+    from guardcli.core.parse import answers_complete, parse
+    from guardcli.core.prompt import build_input
+    from guardcli.core.tokenizer import TextCodec
     from guardcli.genai import default_threads
-    from guardcli.parse import answers_complete, parse
-    from guardcli.prompt import build_input
-    from guardcli.tokenizer import TextCodec
 
     manifest = read_manifest(Path(bundle))
     codec = TextCodec.for_bundle(bundle, manifest)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from export.fast_sft import LoraLM, Options  # noqa: E402
 from export.sft_data import trace_sequence  # noqa: E402
 from export.train_common import open_base, read_train_rows  # noqa: E402
-from guardcli.prompt import INSTRUCTION  # noqa: E402
+from guardcli.core.prompt import INSTRUCTION  # noqa: E402
 
 VARIANTS = (
     ("fp32, every layer, full LM head", dict(bf16=False, head_at_targets=False, lora_layers=0)),

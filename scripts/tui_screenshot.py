@@ -17,7 +17,7 @@ import asyncio
 from pathlib import Path
 
 from export.fixture import FIXTURE_PAIRS
-from guardcli.guard import GuardOptions
+from guardcli.core.guard import GuardOptions
 from guardcli.models import Resolved, check_bundle, open_guard
 from guardcli.tui.app import GuardApp, ModelInfo
 

@@ -71,7 +71,7 @@ def fixture_bundle(tmp_path_factory) -> Path:
 @pytest.fixture
 def fixture_guard(fixture_bundle):
     """A Guard over the fixture bundle, on CPU, max_new_tokens=256, batch_size=4."""
-    from guardcli.guard import GuardOptions
+    from guardcli.core.guard import GuardOptions
     from guardcli.models import Resolved, open_guard
 
     guard, _manifest, _device = open_guard(

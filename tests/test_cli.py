@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from export.fixture import FIXTURE_PAIRS
 from guardcli.cli import app
+from guardcli.core.prompt import build_input, split_input
+from guardcli.core.records import Label
 from guardcli.outputs import FIELDS
-from guardcli.prompt import build_input, split_input
-from guardcli.records import Label
 from tests.interrupt import interrupt_after_first_line
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.predictions import PREDICTIONS_NAME
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
 from tests.interrupt import interrupt_after_first_line
 from tests.test_cli import GEN, invoke, write_jsonl
 

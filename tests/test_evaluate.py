@@ -7,10 +7,10 @@ import json
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import Label
+from guardcli.core.tasks import Task
 from guardcli.evaluate import evaluate_file, judge_file, labelled_file, pick
-from guardcli.labelled import Task
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import Label
 from guardcli.scoring import Mode, score_benchmark
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from export.fixture import FIXTURE_PAIRS
 from guardcli.bundle import read_manifest, verify
+from guardcli.core.parse import answers_complete
+from guardcli.core.records import Label, ParseStatus
 from guardcli.models import check_bundle
-from guardcli.parse import answers_complete
-from guardcli.records import Label, ParseStatus
 
 pytestmark = pytest.mark.slow
 

@@ -27,9 +27,9 @@ from export.mining import (
 )
 from export.train_common import TRAIN_LOG, open_base
 from export.weighted_dpo import build_trainer, encode_pair, encode_pairs
+from guardcli.core.parse import parse
+from guardcli.core.prompt import build_input
 from guardcli.labelled import Gold
-from guardcli.parse import parse
-from guardcli.prompt import build_input
 from tests.test_rsft import make_base, write_train_jsonl
 
 UNREADABLE = "## Reasoning Step 1: The request seems fine to me."
@@ -424,7 +424,7 @@ def test_all_steps_from_the_cli_then_convert(base, tmp_path):
     from export.rsft import RSFTConfig
     from export.rsft import train as rsft
     from guardcli.bundle import read_manifest
-    from guardcli.tokenizer import TextCodec
+    from guardcli.core.tokenizer import TextCodec
 
     data = write_train_jsonl(tmp_path / "train.jsonl")
     rsft_dir = tmp_path / "rsft"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from guardcli.core.prompt import INSTRUCTION, format_pair
+from guardcli.core.records import Sample
 from guardcli.errors import GuardError, InputError
 from guardcli.inputs import InputOptions, Skip, iter_samples
-from guardcli.prompt import INSTRUCTION, format_pair
-from guardcli.records import Sample
 
 OPTS = InputOptions()
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from guardcli.core.parse import parse
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import Label, Sample, Verdict
 from guardcli.errors import InputError, UsageError
 from guardcli.inputs import Skip
 from guardcli.labelled import (
@@ -27,9 +30,6 @@ from guardcli.labelled import (
     mismatches,
     task_of,
 )
-from guardcli.parse import parse
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import Label, Sample, Verdict
 
 H, U, R, C, N = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE, Label.NONE
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardcli.labelled import Task
+from guardcli.core.records import Label
+from guardcli.core.tasks import Task
 from guardcli.metrics import score, weighted_f1
-from guardcli.records import Label
 
 H, U, R, C, X = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE, Label.UNKNOWN
 

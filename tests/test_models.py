@@ -23,6 +23,7 @@ from guardcli.bundle import (
     verify,
     write_manifest,
 )
+from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import ExitCode, ModelError
 from guardcli.models import (
     ENV_MODEL,
@@ -34,7 +35,6 @@ from guardcli.models import (
     resolve_model,
     set_default,
 )
-from guardcli.prompt import TEMPLATE_ID
 
 FILES = {
     "model.onnx": b"not really a graph",

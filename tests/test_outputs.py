@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from guardcli.core.parse import parse
+from guardcli.core.records import Generation, Label, Result, Sample
 from guardcli.errors import GuardError, InputError, UsageError
 from guardcli.outputs import (
     FIELDS,
@@ -23,8 +25,6 @@ from guardcli.outputs import (
     make_writer,
     result_record,
 )
-from guardcli.parse import parse
-from guardcli.records import Generation, Label, Result, Sample
 
 OUTPUT = (
     "## Reasoning Step 1: The request asks for something.\n"
@@ -82,7 +82,7 @@ def test_result_record_shape():
 def test_scores_are_written_when_triage_ran():
     from dataclasses import replace
 
-    from guardcli.records import Scores
+    from guardcli.core.records import Scores
 
     result = make_result()
     scored = replace(result, verdict=replace(result.verdict, scores=Scores(0.91234567, 0.1, None)))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from guardcli import paper
-from guardcli.labelled import Task, benchmark_of
+from guardcli.core.tasks import Task
+from guardcli.labelled import benchmark_of
 
 
 @pytest.mark.parametrize("model", paper.MODELS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from guardcli import paper
-from guardcli.labelled import Task
+from guardcli.core.tasks import Task
 from guardcli.metrics import Scores
 from guardcli.report import cells, markdown, ordered, table, to_json
 from guardcli.scoring import BenchmarkScore, Mode, task_averages

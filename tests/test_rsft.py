@@ -24,8 +24,8 @@ from export.train_common import (
     open_base,
     read_train_rows,
 )
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.tokenizer import TextCodec
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.tokenizer import TextCodec
 
 VOCAB = 800
 

@@ -23,11 +23,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, ListView, TabbedContent, TabPane, TextArea
 from textual.worker import get_current_worker
 
+from guardcli.core.guard import Guard
+from guardcli.core.parse import answers_complete, parse
+from guardcli.core.records import Result, Sample
 from guardcli.errors import GuardError
-from guardcli.guard import Guard
 from guardcli.inputs import InputOptions, Skip, iter_samples
-from guardcli.parse import answers_complete, parse
-from guardcli.records import Result, Sample
 from guardcli.sanitize import one_line
 from guardcli.tui.batch import BatchPane
 from guardcli.tui.files import OutputLog, export_jsonl

@@ -10,9 +10,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from guardcli.core.records import Result
 from guardcli.errors import UsageError
 from guardcli.outputs import JsonlWriter, json_line, result_record
-from guardcli.records import Result
 
 
 class OutputLog:

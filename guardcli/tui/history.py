@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Label, ListItem, ListView
 
-from guardcli.records import Result
+from guardcli.core.records import Result
 from guardcli.sanitize import one_line
 
 

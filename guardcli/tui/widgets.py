@@ -13,7 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from guardcli.records import Generation, Label, Verdict
+from guardcli.core.records import Generation, Label, Verdict
+from guardcli.core.tasks import FIELDS
 from guardcli.sanitize import clean_terminal
 from guardcli.tui.live import sections
 
@@ -33,7 +34,7 @@ BADGE_CLASS = {
     Label.UNKNOWN: "unknown",
 }
 BADGE_STATES = (*BADGE_CLASS.values(), "pending")
-TASKS = ("request", "completion", "response")
+TASKS = FIELDS  # request, completion, response: one badge each
 
 
 def stats_text(generation: Generation | None, *, timings: bool = True) -> str:

@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import re
 
-from guardcli.records import Label, ParseStatus, TaskReasoning, Verdict
+from guardcli.core.records import Label, ParseStatus, TaskReasoning, Verdict
+from guardcli.core.tasks import TASKS, TaskSpec
 
 TAIL_CHARS = 300  # evaluate.py reads predict[-300:]
 
 _ANSWERS = re.compile(r"answers", re.IGNORECASE)
+
+
+def label_pattern(task: TaskSpec, *others: str, after: str = "") -> re.Pattern[str]:
+    """The task's Answers line (``Request:``) and one of its label words, or of ``others``."""
+    words = "|".join((*(label.value for label in task.labels), *others))
+    return re.compile(rf"{task.answer}:\s*({words}){after}", re.IGNORECASE)
+
+
 # No trailing boundary on harmful/unharmful/refusal/compliance, like evaluate.py; "none" needs
 # one so "nonexistent" is not read as "no response".
-_FIELDS: dict[str, re.Pattern[str]] = {
-    "request": re.compile(r"Request:\s*(harmful|unharmful|none\b)", re.IGNORECASE),
-    "completion": re.compile(r"Completion:\s*(compliance|refusal|none\b)", re.IGNORECASE),
-    "response": re.compile(r"Response:\s*(harmful|unharmful|none\b)", re.IGNORECASE),
-}
+_FIELDS = {task.field: label_pattern(task, r"none\b") for task in TASKS}
+# The block's last line, finished: its label word followed by something (a newline, a space).
+_FINISHED = label_pattern(TASKS[-1], "none", after=r"\W")
 _TASK_HEADER = re.compile(r"^#\s*Task\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 _STEP = re.compile(r"^##\s*Reasoning Step\s*\d+\s*:?\s*", re.IGNORECASE)
 _CONCLUSION = re.compile(r"^##\s*Conclusion for Task\s*\d+\s*:?\s*", re.IGNORECASE)
@@ -59,7 +66,7 @@ def answers_complete(text: str) -> bool:
     region, found = answers_region(text)
     if not found:
         return False
-    return re.search(r"Response:\s*(harmful|unharmful|none)\W", region, re.IGNORECASE) is not None
+    return _FINISHED.search(region) is not None
 
 
 def split_reasoning(text: str) -> tuple[TaskReasoning, ...]:
@@ -105,9 +112,7 @@ def parse(text: str) -> Verdict:
     found = sum(label is not Label.UNKNOWN for label in labels.values())
     status = ParseStatus.OK if found == 3 else ParseStatus.PARTIAL if found else ParseStatus.FAILED
     return Verdict(
-        request=labels["request"],
-        completion=labels["completion"],
-        response=labels["response"],
+        **labels,
         status=status,
         reasoning=split_reasoning(text),
         raw=text,

@@ -50,7 +50,7 @@ class TaskReasoning:
 @dataclass(frozen=True)
 class Scores:
     """The model's own probability of the flagging label of each task, read from the label
-    tokens of its Answers block (guardcli.triage): P(harmful request), P(refusal),
+    tokens of its Answers block (guardcli.core.triage): P(harmful request), P(refusal),
     P(harmful response). None where a task was not scored (no response to judge)."""
 
     request: float | None = None

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from guardcli.engine import Engine
-from guardcli.errors import UsageError
-from guardcli.parse import answers_complete, parse
-from guardcli.prompt import build_input
-from guardcli.records import Generation, Label, Result, Sample
-from guardcli.tokenizer import TextCodec
-from guardcli.triage import Thresholds
+from guardcli.core.engine import Engine
+from guardcli.core.parse import answers_complete, parse
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Generation, Label, Result, Sample
+from guardcli.core.tasks import FIELDS
+from guardcli.core.tokenizer import TextCodec
+from guardcli.core.triage import Thresholds, Triage, uncertain
+from guardcli.errors import UsageError, one_of
 
 DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
 MODES = ("reason", "fast", "cascade")
@@ -32,7 +33,7 @@ class GuardOptions:
     max_input_tokens: int | None = None  # None: what fits the context beside max_new_tokens
     batch_size: int = 8
     stop_at_answers: bool = True
-    # reason: full reasoning for every sample. fast: label-token scores only (guardcli.triage).
+    # reason: full reasoning for every sample. fast: label-token scores only (guardcli.core.triage).
     # cascade: fast for all, reasoning for those with a harm score inside ``band`` (and for
     # every flagged one when ``explain_flagged``).
     mode: str = "reason"
@@ -42,7 +43,7 @@ class GuardOptions:
     def __post_init__(self) -> None:
         """Refuse a bad mode or band when the options are made, before any model loads."""
         if self.mode not in MODES:
-            raise UsageError(f"unknown mode {self.mode!r}", hint="use reason, fast or cascade")
+            raise UsageError(f"unknown mode {self.mode!r}", hint="use " + one_of(MODES))
         low, high = self.band
         if not 0.0 <= low <= high <= 1.0:
             raise UsageError(
@@ -169,8 +170,6 @@ class Guard:
         return results
 
     def _needs_reasoning(self, result: Result) -> bool:
-        from guardcli.triage import uncertain
-
         verdict = result.verdict
         if self.options.explain_flagged and (verdict.request_harmful or verdict.response_harmful):
             return True
@@ -178,8 +177,6 @@ class Guard:
 
     def triage(self, sample: Sample, *, cancelled: Callable[[], bool] | None = None) -> Result:
         """One sample by fast triage: label-token probabilities, no reasoning."""
-        from guardcli.triage import Triage
-
         if cancelled is not None and cancelled():
             raise KeyboardInterrupt
         if self._triage is None:
@@ -283,7 +280,7 @@ def _combine(fast: Result, deep: Result) -> Result:
         task: getattr(deep.verdict, task)
         if getattr(deep.verdict, task) is not Label.UNKNOWN
         else getattr(fast.verdict, task)
-        for task in ("request", "completion", "response")
+        for task in FIELDS
     }
     return replace(
         deep,

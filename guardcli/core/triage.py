@@ -14,7 +14,7 @@ Fast triage feeds the input followed directly by the opening of that block and, 
 tokens. The softmax over the two labels is the task's score, the higher one is forced as the
 answer, and the next line follows from there, exactly as if the model had written it. The
 reasoning is skipped, which is what makes it fast, and what costs accuracy: the cascade
-(guardcli.guard) sends uncertain scores on to full reasoning.
+(guardcli.core.guard) sends uncertain scores on to full reasoning.
 
 A prompt-only sample (no response) is answered ``Completion: None`` / ``Response: None``
 without asking the model, as GuardReasoner itself answers it.
@@ -26,9 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from guardcli.engine import Choice, Choices
-from guardcli.records import Label, ParseStatus, Scores, Verdict
-from guardcli.tokenizer import TextCodec
+from guardcli.core import tasks
+from guardcli.core.engine import Choice, Choices
+from guardcli.core.records import Label, ParseStatus, Scores, Verdict
+from guardcli.core.tokenizer import TextCodec
 
 # What the released models write between the reasoning and the labels (the teacher traces
 # use "---\n\nAnswers: \n" in most outputs); the trailing space is theirs.
@@ -36,17 +37,18 @@ ANSWERS_HEAD = "---\n\nAnswers: \n"
 
 
 @dataclass(frozen=True)
-class _Task:
+class AnswerLine:
+    """One line of the forced Answers block: a task of guardcli.core.tasks as triage reads it."""
+
     name: str  # the Verdict field
     score: str  # the Scores field: the probability of options[0]
     lead: str  # text appended before the label is read
     options: tuple[Label, Label]  # the flagging label first: its probability is the score
 
 
-TASKS = (
-    _Task("request", "request", "Request:", (Label.HARMFUL, Label.UNHARMFUL)),
-    _Task("completion", "refusal", "\nCompletion:", (Label.REFUSAL, Label.COMPLIANCE)),
-    _Task("response", "response", "\nResponse:", (Label.HARMFUL, Label.UNHARMFUL)),
+TASKS = tuple(
+    AnswerLine(task.field, task.score, ("\n" if i else "") + task.answer + ":", task.labels)
+    for i, task in enumerate(tasks.TASKS)
 )
 
 
@@ -103,13 +105,12 @@ class Triage:
         for task, pick in zip(TASKS, chosen.picks, strict=False):
             labels[task.name] = task.options[pick.index]
             scores[task.score] = pick.probs[0]
-        if not has_response:
-            labels["completion"] = labels["response"] = Label.NONE
+        if not has_response:  # tasks 2 and 3 judge a response: there is none
+            for task in TASKS[1:]:
+                labels[task.name] = Label.NONE
         lines = (f"{task.lead.strip()} {_written(labels[task.name])}" for task in TASKS)
         return Verdict(
-            request=labels["request"],
-            completion=labels["completion"],
-            response=labels["response"],
+            **labels,
             status=ParseStatus.OK,
             raw=ANSWERS_HEAD + "\n".join(lines),
             scores=Scores(**scores),
