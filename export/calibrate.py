@@ -61,9 +61,9 @@ def set_calibration(manifest_path: Path, calibration: dict) -> None:
 
 def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
     from export import splits
+    from guardcli.bundles.resolve import Resolved, open_guard
     from guardcli.core.guard import GuardOptions
     from guardcli.core.records import Sample
-    from guardcli.models import Resolved, open_guard
 
     validation = splits.load().validation
     options = GuardOptions(mode="fast", max_new_tokens=256)

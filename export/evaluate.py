@@ -34,9 +34,9 @@ def evaluate(
     batch_size: int,
     device: str,
 ) -> list[dict]:
+    from guardcli.bundles.resolve import Resolved, open_guard
     from guardcli.core.guard import GuardOptions
     from guardcli.evaluate import evaluate_file
-    from guardcli.models import Resolved, open_guard
 
     rows = []
     for model in models:

@@ -622,7 +622,7 @@ def save_checkpoint(model: Any, base: Base, output: Path, save_dtype: str = "aut
 def save_adapter(model: Any, directory: Path) -> Path | None:
     """The LoRA adapter alone (peft's adapter_model.safetensors + adapter_config.json), kept
     beside the merged checkpoint: a few MB that rebuild the model from its base, which is
-    how guardcli ships its default model (guardcli/nano.py) instead of the full weights."""
+    how guardcli ships its default model (guardcli/bundles/nano.py) instead of the full weights."""
     try:
         from peft import PeftModel
     except ImportError:  # pragma: no cover - peft is part of the export extra

@@ -6,8 +6,8 @@ Both sides decode greedily from the same token ids, built exactly as the runtime
 
 * reference: transformers ``generate(do_sample=False)`` in float32 on CPU, from the very
   checkpoint the bundle was built from;
-* bundle: onnxruntime-genai, through guardcli's own engine (``guardcli.core.engine.open_engine``),
-  so validation exercises the runtime's code path.
+* bundle: onnxruntime-genai, through guardcli's own engine
+  (``guardcli.backends.genai.open_engine``), so validation exercises the runtime's code path.
 
 Both stop at any EOS id (excluded) or after ``max_new_tokens``. An fp32 bundle must match
 token for token (``exact == 1.0``) or the conversion fails; quantized bundles report how
@@ -175,7 +175,7 @@ def bundle_greedy(
     Goes through guardcli's engine (no manifest checks: the manifest is written after
     validation), so validation exercises the runtime's own code path.
     """
-    from guardcli.core.engine import open_engine
+    from guardcli.backends.genai import open_engine
 
     engine = open_engine(bundle_dir, device=device)
     out: list[list[int]] = []

@@ -166,8 +166,8 @@ def _pick_format(fmt: Format | None, output: Path | None) -> Format:
 def _open_model(model, device, threads, no_verify, **options):  # noqa: ANN001, ANN202
     """Resolve and open the model, say which on stderr; returns (guard, manifest, where).
     ``options`` are GuardOptions fields (mode may be a RunMode, band a "LOW,HIGH" string)."""
+    from guardcli.bundles.resolve import open_guard, resolve_model
     from guardcli.core.guard import GuardOptions
-    from guardcli.models import open_guard, resolve_model
 
     if isinstance(options.get("mode"), RunMode):
         options["mode"] = options["mode"].value

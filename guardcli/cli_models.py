@@ -16,8 +16,9 @@ from guardcli.errors import GuardError, UsageError
 def models_list() -> None:
     """Installed bundles (in the user cache) and the one guardcli would use now."""
     with _errors():
-        from guardcli.bundle import read_manifest
-        from guardcli.models import installed_models, models_dir, resolve_model
+        from guardcli.bundles.manifest import read_manifest
+        from guardcli.bundles.paths import models_dir
+        from guardcli.bundles.resolve import installed_models, resolve_model
 
         for path in installed_models():
             manifest = read_manifest(path)
@@ -41,8 +42,8 @@ def models_info(
     with _errors():
         from dataclasses import asdict
 
-        from guardcli.bundle import read_manifest
-        from guardcli.models import resolve_model
+        from guardcli.bundles.manifest import read_manifest
+        from guardcli.bundles.resolve import resolve_model
 
         resolved = resolve_model(model)
         manifest = asdict(read_manifest(resolved.path))
@@ -63,9 +64,9 @@ def models_verify(
 ) -> None:
     """Check every file of a bundle against the sha256 in its manifest."""
     with _errors():
-        from guardcli.bundle import read_manifest, verify
+        from guardcli.bundles.manifest import read_manifest, verify
+        from guardcli.bundles.resolve import resolve_model
         from guardcli.errors import ModelError
-        from guardcli.models import resolve_model
 
         resolved = resolve_model(model)
         manifest = read_manifest(resolved.path)
@@ -89,7 +90,7 @@ def models_path(
 ) -> None:
     """Print the directory of the model guardcli would use."""
     with _errors():
-        from guardcli.models import resolve_model
+        from guardcli.bundles.resolve import resolve_model
 
         typer.echo(str(resolve_model(model).path))
 
@@ -101,14 +102,14 @@ def models_default(
 ) -> None:
     """Set (or with --unset, clear) the model used when --model is not given."""
     with _errors():
-        from guardcli.models import _locate, set_default
+        from guardcli.bundles.resolve import locate, set_default
 
         if unset:
             path = set_default(None)
         elif model is None:
             raise UsageError("name a model or pass --unset")
         else:
-            resolved = _locate(model, "argument")
+            resolved = locate(model, "argument")
             path = set_default(str(resolved.path.resolve()))
         _say(f"guardcli: wrote {path}")
 
@@ -134,9 +135,10 @@ def models_build(
     Prints the bundle's path.
     """
     with _errors():
-        from guardcli.bundle import MANIFEST, verify
-        from guardcli.models import DEFAULT_NAME, models_dir
-        from guardcli.nano import BuildProgress, artifacts_dir, build, read_spec
+        from guardcli.bundles.manifest import MANIFEST, verify
+        from guardcli.bundles.nano import BuildProgress, artifacts_dir, build, read_spec
+        from guardcli.bundles.paths import models_dir
+        from guardcli.bundles.resolve import DEFAULT_NAME
 
         if name != DEFAULT_NAME:
             raise UsageError(

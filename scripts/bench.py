@@ -51,8 +51,8 @@ def _samples(bench: str, limit: int, seed: int) -> list:
 
 
 def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -> list[dict]:
+    from guardcli.bundles.resolve import open_guard, resolve_model
     from guardcli.core.guard import GuardOptions
-    from guardcli.models import open_guard, resolve_model
 
     path, _, mode = path.partition("@")
     # One guard for every batch size (classify_batch takes whatever rows it is given), so the
@@ -85,7 +85,7 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     import torch
     from transformers import AutoModelForCausalLM
 
-    from guardcli.bundle import read_manifest
+    from guardcli.bundles.manifest import read_manifest
     from guardcli.core.parse import parse
     from guardcli.core.prompt import build_input
     from guardcli.core.tokenizer import TextCodec
@@ -146,11 +146,11 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
 def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
     from llama_cpp import Llama
 
-    from guardcli.bundle import read_manifest
+    from guardcli.backends.genai import default_threads
+    from guardcli.bundles.manifest import read_manifest
     from guardcli.core.parse import answers_complete, parse
     from guardcli.core.prompt import build_input
     from guardcli.core.tokenizer import TextCodec
-    from guardcli.genai import default_threads
 
     manifest = read_manifest(Path(bundle))
     codec = TextCodec.for_bundle(bundle, manifest)
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.engine:
         parser.error("give at least one --engine LABEL=PATH")
 
-    from guardcli.models import resolve_model
+    from guardcli.bundles.resolve import resolve_model
 
     guardcli_paths = [
         p.partition("@")[0]

@@ -18,12 +18,12 @@ import statistics
 import sys
 import time
 
+from guardcli.bundles.resolve import open_guard, resolve_model
 from guardcli.core.guard import GuardOptions
 from guardcli.core.records import ParseStatus
 from guardcli.evaluate import pick
 from guardcli.inputs import Skip
 from guardcli.labelled import load_labelled
-from guardcli.models import open_guard, resolve_model
 
 
 def main(argv: list[str] | None = None) -> int:

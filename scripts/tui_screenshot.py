@@ -17,8 +17,8 @@ import asyncio
 from pathlib import Path
 
 from export.fixture import FIXTURE_PAIRS
+from guardcli.bundles.resolve import Resolved, check_bundle, open_guard
 from guardcli.core.guard import GuardOptions
-from guardcli.models import Resolved, check_bundle, open_guard
 from guardcli.tui.app import GuardApp, ModelInfo
 
 SHOWN = ("fake-id", "poison-dog")  # the last one is what the screenshot shows

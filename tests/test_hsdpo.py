@@ -423,7 +423,7 @@ def test_all_steps_from_the_cli_then_convert(base, tmp_path):
     from export.convert import main as convert
     from export.rsft import RSFTConfig
     from export.rsft import train as rsft
-    from guardcli.bundle import read_manifest
+    from guardcli.bundles.manifest import read_manifest
     from guardcli.core.tokenizer import TextCodec
 
     data = write_train_jsonl(tmp_path / "train.jsonl")

@@ -26,14 +26,13 @@ import pytest
 
 from export.convert import main as convert
 from export.validate import EXAMPLES
-from guardcli.bundle import read_manifest
-from guardcli.core.engine import open_engine
+from guardcli.backends.genai import cuda_available, open_engine
+from guardcli.bundles.manifest import read_manifest
+from guardcli.bundles.resolve import Resolved, open_guard
 from guardcli.core.guard import GuardOptions
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Sample
 from guardcli.core.tokenizer import TextCodec
-from guardcli.genai import cuda_available
-from guardcli.models import Resolved, open_guard
 
 pytestmark = pytest.mark.slow
 

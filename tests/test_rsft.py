@@ -245,8 +245,8 @@ def test_lora_trains_and_merges_into_a_full_checkpoint(base, data, tmp_path):
         after["model.layers.0.self_attn.k_proj.weight"]
     )  # not adapted
     # The adapter alone is kept beside the merged weights (guardcli ships nano that way), and
-    # merging it into the base with guardcli.nano's numpy arithmetic gives the same weights.
-    from guardcli.nano import apply_adapter
+    # merging it into the base with guardcli.bundles.nano's numpy arithmetic gives the same weights.
+    from guardcli.bundles.nano import apply_adapter
 
     adapter = out / "adapter" / "adapter_model.safetensors"
     scale = json.loads((out / "adapter" / "adapter_config.json").read_text())["lora_alpha"] / 4

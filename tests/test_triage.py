@@ -268,7 +268,7 @@ def test_the_prefix_cache_changes_the_work_never_the_scores(fixture_bundle):
     """One guard reads every sample through one KV cache (rewinding to the common head);
     a fresh guard per sample reads each from scratch. The scores must agree."""
     from export.fixture import FIXTURE_PAIRS
-    from guardcli.models import Resolved, open_guard
+    from guardcli.bundles.resolve import Resolved, open_guard
 
     def fresh_guard() -> Guard:
         options = GuardOptions(max_new_tokens=256, mode="fast")
@@ -337,8 +337,8 @@ def test_fast_mode_uses_the_bundles_own_thresholds(fixture_bundle, tmp_path):
     import shutil
 
     from export.fixture import FIXTURE_PAIRS
-    from guardcli.bundle import read_manifest, write_manifest
-    from guardcli.models import Resolved, open_guard
+    from guardcli.bundles.manifest import read_manifest, write_manifest
+    from guardcli.bundles.resolve import Resolved, open_guard
 
     options = GuardOptions(max_new_tokens=256, mode="fast")
     samples = [Sample(p.id, p.prompt, p.response) for p in FIXTURE_PAIRS]

@@ -261,10 +261,3 @@ class Engine:
         """Greedy ids only (EOS excluded): what parity tests and export validation compare."""
         result = self.generate(prompts, max_new_tokens=max_new_tokens, should_stop=should_stop)
         return [c.tokens for c in result]
-
-
-def open_engine(bundle_dir, *, device: str = "cpu", threads: int | None = None) -> Engine:  # noqa: ANN001
-    """An Engine over a bundle's ONNX model (no manifest checks: see guardcli.models)."""
-    from guardcli.genai import GenaiBackend, pick_device
-
-    return Engine(GenaiBackend(bundle_dir, device=pick_device(device), threads=threads))

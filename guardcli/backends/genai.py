@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from guardcli.errors import ModelError
+from guardcli.core.engine import Engine
+from guardcli.errors import ModelError, one_of
+
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when onnxruntime-genai has it here
 
 
 def default_threads() -> int:
@@ -36,8 +39,8 @@ def cuda_available() -> bool:
 
 
 def pick_device(requested: str) -> str:
-    if requested not in {"auto", "cpu", "cuda"}:
-        raise ModelError(f"unknown device {requested!r}", hint="use auto, cpu or cuda")
+    if requested not in DEVICES:
+        raise ModelError(f"unknown device {requested!r}", hint="use " + one_of(DEVICES))
     if requested == "auto":
         return "cuda" if cuda_available() else "cpu"
     if requested == "cuda" and not cuda_available():
@@ -168,3 +171,8 @@ def _read_genai_config(bundle_dir: Path) -> dict[str, Any]:
         raise ModelError(f"{bundle_dir} has no genai_config.json - not an ONNX bundle") from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable ({exc})") from exc
+
+
+def open_engine(bundle_dir, *, device: str = "cpu", threads: int | None = None) -> Engine:  # noqa: ANN001
+    """An Engine over a bundle's ONNX model (no manifest checks: see guardcli.bundles.resolve)."""
+    return Engine(GenaiBackend(bundle_dir, device=pick_device(device), threads=threads))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardcli.bundle import MANIFEST, sha256_file, verify
+from guardcli.bundles.manifest import MANIFEST, sha256_file, verify
 from guardcli.errors import ModelError
 
 SPEC = "nano.json"
@@ -61,7 +61,7 @@ def artifacts_dir() -> Path:
     override = os.environ.get("GUARDCLI_NANO_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "models" / "nano"
+    return Path(__file__).resolve().parents[2] / "models" / "nano"
 
 
 def find_base_gguf() -> Path | None:

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.bundle import MANIFEST, Manifest, read_manifest, verify
+from guardcli.bundles.manifest import MANIFEST, Manifest, read_manifest, verify
+from guardcli.bundles.paths import config_file, models_dir
 from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import ModelError
 
@@ -27,32 +28,14 @@ NO_MODEL_HINT = (
 )
 
 
-def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "guardcli"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "guardcli"
-
-
-def models_dir() -> Path:
-    return cache_dir() / "models"
-
-
-def _config_file() -> Path:
-    return config_dir() / "config.json"
-
-
 def read_config() -> dict:
     try:
-        data = json.loads(_config_file().read_text(encoding="utf-8"))
+        data = json.loads(config_file().read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ModelError(
-            f"{_config_file()}: unreadable config ({exc})", hint="fix or delete it"
+            f"{config_file()}: unreadable config ({exc})", hint="fix or delete it"
         ) from exc
     return data if isinstance(data, dict) else {}
 
@@ -63,7 +46,7 @@ def set_default(model: str | None) -> Path:
         config.pop("default_model", None)
     else:
         config["default_model"] = model
-    path = _config_file()
+    path = config_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return path
@@ -75,7 +58,7 @@ class Resolved:
     origin: str  # "--model" | "$GUARDCLI_MODEL" | "config" | "embedded default"
 
 
-def _locate(spec: str, origin: str) -> Resolved:
+def locate(spec: str, origin: str) -> Resolved:
     path = Path(spec).expanduser()
     if path.is_dir():
         return Resolved(path, origin)
@@ -90,12 +73,12 @@ def _locate(spec: str, origin: str) -> Resolved:
 
 def resolve_model(explicit: str | None = None) -> Resolved:
     if explicit:
-        return _locate(explicit, "--model")
+        return locate(explicit, "--model")
     if os.environ.get(ENV_MODEL):
-        return _locate(os.environ[ENV_MODEL], f"${ENV_MODEL}")
+        return locate(os.environ[ENV_MODEL], f"${ENV_MODEL}")
     configured = read_config().get("default_model")
     if configured:
-        return _locate(str(configured), "config")
+        return locate(str(configured), "config")
     embedded = models_dir() / DEFAULT_NAME
     if (embedded / MANIFEST).is_file():
         return Resolved(embedded, "embedded default")
@@ -139,10 +122,10 @@ def open_guard(
     options=None,  # noqa: ANN001 - GuardOptions; imported lazily with the engine
 ):
     """A ready Guard over the resolved bundle, plus its manifest and the device it runs on."""
+    from guardcli.backends.genai import GenaiBackend, pick_device
     from guardcli.core.engine import Engine
     from guardcli.core.guard import Guard
     from guardcli.core.tokenizer import TextCodec
-    from guardcli.genai import GenaiBackend, pick_device
 
     manifest = check_bundle(resolved.path, verify_hashes=verify_hashes)
     chosen = pick_device(device)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardcli.bundles.paths import hash_cache_file
 from guardcli.errors import ModelError
 
 MANIFEST = "guardcli.json"
@@ -148,11 +148,6 @@ def verify(
     return problems
 
 
-def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "guardcli" / "hashes.json"
-
-
 def _cached_hash(path: Path) -> str:
     """sha256 of a file, remembered by (path, size, mtime) so a 2 GB bundle is hashed once.
 
@@ -162,7 +157,7 @@ def _cached_hash(path: Path) -> str:
     """
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache_path = _cache_file()
+    cache_path = hash_cache_file()
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
