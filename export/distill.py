@@ -41,9 +41,8 @@ from export import positive_int
 from export.generate import SamplingConfig, model_kind, sample_outputs, synthesize
 from guardcli.core.parse import answers_region, parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.core.records import ParseStatus
+from guardcli.core.records import ParseStatus, Skip
 from guardcli.errors import GuardError, InputError, UsageError
-from guardcli.inputs import Skip
 from guardcli.labelled import (
     HELD_OUT,
     Gold,

@@ -160,7 +160,7 @@ class HSDPOConfig(TrainingOptions):
 
 def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
     """Training inputs with gold labels (read by guardcli.labelled), deduplicated by text."""
-    from guardcli.inputs import Skip
+    from guardcli.core.records import Skip
     from guardcli.labelled import load_labelled
 
     rows: dict[str, SampleRow] = {}
@@ -186,7 +186,7 @@ def _row_of(item: LabelledSample) -> SampleRow:
 
 def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
     """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict}."""
-    from guardcli.inputs import Skip
+    from guardcli.core.records import Skip
     from guardcli.labelled import load_predictions
 
     found: dict[str, tuple[SampleRow, list[dict[str, str]]]] = {}

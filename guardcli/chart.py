@@ -12,6 +12,7 @@ from pathlib import Path
 
 from guardcli import paper
 from guardcli.errors import UsageError
+from guardcli.io.sink import cannot_write
 from guardcli.report import ordered
 from guardcli.scoring import BenchmarkScore, Mode
 
@@ -62,9 +63,7 @@ def write_chart(
         try:
             figure.savefig(path, format="png", dpi=120, bbox_inches="tight")
         except OSError as exc:
-            raise UsageError(
-                f"{path}: cannot write ({exc.strerror or exc})", hint="choose another --chart"
-            ) from None
+            raise cannot_write(path, exc, hint="choose another --chart") from None
     finally:
         plt.close(figure)
     return path

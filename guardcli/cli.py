@@ -218,21 +218,9 @@ def _load(model, device, threads, no_verify, **options):  # noqa: ANN001, ANN202
 def _check_output(output: Path | None, resume: bool, fmt: Format) -> dict[str, dict]:
     """Refuse a bad --output/--resume before the model loads (that takes seconds to minutes),
     and return the records a resumed file already holds, by id."""
-    from guardcli.outputs import check_resumable, load_results
+    from guardcli.io.sink import check_output
 
-    if output is None:
-        if resume:
-            raise UsageError("--resume needs --output FILE", hint="name the file to resume")
-        return {}
-    if resume:
-        check_resumable(output, fmt.value)
-        return load_results(output) if output.exists() else {}
-    if output.exists() and (not output.is_file() or output.stat().st_size > 0):
-        raise UsageError(
-            f"{output} already exists",
-            hint="pass --resume to continue it, or choose another --output",
-        )
-    return {}
+    return check_output(output, resume=resume, fmt=fmt.value)
 
 
 def _progress(total: int | None, enabled: bool, label: str = "scanning"):
@@ -259,7 +247,7 @@ def _progress(total: int | None, enabled: bool, label: str = "scanning"):
 
 def _flat(text: str) -> str:
     """User-derived text for one stderr line: no escapes, no line breaks."""
-    from guardcli.sanitize import clean_terminal
+    from guardcli.io.sanitize import clean_terminal
 
     return clean_terminal(text).replace("\n", " ")
 

@@ -187,7 +187,7 @@ def _say_skips(skips: list, limit: int = 5) -> None:
 
 def _score_predictions(paths: list[Path], task: str | None, mode) -> list:  # noqa: ANN001
     from guardcli import predictions as preds
-    from guardcli.inputs import Skip
+    from guardcli.core.records import Skip
     from guardcli.scoring import Mode, score_benchmark
 
     results, seen = [], {}
@@ -262,7 +262,7 @@ def _run_benchmarks(files, model, options, guard_options, output, resume, mode, 
             bar = progress.add_task("eval", total=todo)
             for found, target, already in zip(files, targets, done, strict=True):
                 started = time.perf_counter()
-                writer = None if target is None else preds.Writer(target, resume=resume)
+                writer = None if target is None else preds.PredictionsWriter(target, resume=resume)
 
                 def on_result(item, result, writer=writer, task=found.task) -> None:  # noqa: ANN001
                     if writer is not None:

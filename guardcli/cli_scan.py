@@ -74,15 +74,9 @@ class Summary:
 
 
 def _open_output(output: Path | None, resume: bool):  # noqa: ANN202
-    if output is None:
-        return sys.stdout
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        return open(output, "a" if resume else "w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise UsageError(
-            f"{output}: cannot write ({exc.strerror or exc})", hint="choose another --output"
-        ) from None
+    from guardcli.io.sink import open_output
+
+    return sys.stdout if output is None else open_output(output, append=resume)
 
 
 def _live_stdin(paths: list[str]) -> bool:
@@ -99,7 +93,7 @@ def _live_stdin(paths: list[str]) -> bool:
 def _not_done(samples: Iterable, done: dict[str, dict], summary: Summary, fail_on: str):  # noqa: ANN201
     """The samples still to judge. Those already in a resumed output count in the summary
     (and so the exit code) as if judged now: the batch's verdict, not just this run's."""
-    from guardcli.outputs import record_flagged
+    from guardcli.core.gate import fails
 
     for sample in samples:
         record = done.get(sample.id)
@@ -109,7 +103,11 @@ def _not_done(samples: Iterable, done: dict[str, dict], summary: Summary, fail_o
         summary.resumed += 1
         summary.flagged_request += record.get("request") == "harmful"
         summary.flagged_response += record.get("response") == "harmful"
-        summary.flagged += record_flagged(record, fail_on)
+        summary.flagged += fails(
+            fail_on,
+            request=record.get("request") == "harmful",
+            response=record.get("response") == "harmful",
+        )
         summary.unparsed += record.get("status") == "failed"
 
 
@@ -120,7 +118,8 @@ def _moderate(samples, guard, stream, *, fmt, reasoning, fail_on, summary, quiet
     """
     from rich.console import Console
 
-    from guardcli.outputs import flagged, make_writer
+    from guardcli.core.gate import flagged
+    from guardcli.io.outputs import make_writer
 
     total = len(samples) if isinstance(samples, list) else None
     console = Console(file=stream, highlight=False) if fmt is Format.table else None
@@ -214,7 +213,9 @@ def scan(
 ) -> None:
     """Judge every sample in files, folders or stdin."""
     with _errors():
-        from guardcli.inputs import InputOptions, Skip, iter_samples
+        from guardcli.core.records import Skip
+        from guardcli.io.inputs import iter_samples
+        from guardcli.io.options import InputOptions
 
         if stdin_format not in {"auto", "text", "jsonl", "json", "csv"}:
             raise UsageError(
@@ -300,7 +301,7 @@ def scan(
 def _dry_run(samples, output, resume, summary, *, strict, quiet) -> None:  # noqa: ANN001
     """Write each exact model input as soon as its sample is read; never touch a model."""
     from guardcli.core.prompt import build_input
-    from guardcli.outputs import json_line
+    from guardcli.io.outputs import json_line
 
     if resume:
         raise UsageError("--dry-run cannot --resume", hint="drop --resume")
@@ -343,8 +344,9 @@ def classify(
 ) -> None:
     """Judge one prompt (and optionally the AI's response)."""
     with _errors():
+        from guardcli.core.gate import flagged
         from guardcli.core.records import Sample
-        from guardcli.outputs import flagged, make_writer
+        from guardcli.io.outputs import make_writer
 
         guard = _load(
             model,
@@ -374,7 +376,7 @@ def classify(
         ) as writer:
             writer.write(result)
         if fmt_used is Format.table and reasoning:
-            from guardcli.sanitize import for_terminal
+            from guardcli.io.sanitize import for_terminal
 
             console.print(for_terminal(result.verdict.raw))
         bad = flagged(result.verdict, fail_on.value)

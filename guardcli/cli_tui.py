@@ -20,7 +20,6 @@ from guardcli.cli import (
     _open_model,
     app,
 )
-from guardcli.errors import UsageError
 
 
 @app.command()
@@ -47,12 +46,10 @@ def tui(
     """Interactive console: judge prompts with the reasoning streaming live; batch files."""
     with _errors():
         # Checked before the model loads (that takes a while), like scan's --output.
-        if (
-            output is not None
-            and output.exists()
-            and (not output.is_file() or output.stat().st_size > 0)
-        ):
-            raise UsageError(f"{output} already exists", hint="choose another --output")
+        if output is not None:
+            from guardcli.io.sink import CHOOSE_ANOTHER, refuse_existing
+
+            refuse_existing(output, hint=CHOOSE_ANOTHER)
         guard, manifest, where = _open_model(
             model,
             device,

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guardcli.core.guard import Guard
-from guardcli.core.records import Result
+from guardcli.core.records import Result, Skip
 from guardcli.core.tasks import Task
-from guardcli.inputs import Skip
 from guardcli.labelled import LabelledSample, benchmark_of, load_labelled, task_of
 from guardcli.metrics import Scores, predicted, score
 from guardcli.scoring import Judged

@@ -22,7 +22,7 @@ labelled" (SafeRLHF's ``Request: None``); in tasks 2 and 3 it means "no response
 when the sample has no response, else "not labelled". Labels the data does not give stay
 ``None``; ``implied`` adds the one answer the format allows for prompt-only samples.
 
-Bad records become ``guardcli.inputs.Skip`` lines naming ``file:line`` (JSONL) or
+Bad records become ``guardcli.io.inputs.Skip`` lines naming ``file:line`` (JSONL) or
 ``file#item`` (JSON), read with the same code and messages as ``guardcli scan``.
 """
 
@@ -36,11 +36,11 @@ from pathlib import Path, PurePath
 
 from guardcli.core.parse import answers_region, read_labels
 from guardcli.core.prompt import split_input
-from guardcli.core.records import Label, Sample, Verdict
+from guardcli.core.records import Label, Sample, Skip, Verdict
 from guardcli.core.tasks import LABEL_WORDS, NAMES, TASKS, Task, by_field
 from guardcli.errors import InputError, UsageError, one_of
-from guardcli.inputs import Skip, read_objects, record_sample
-from guardcli.sanitize import one_line
+from guardcli.io.inputs import read_objects, record_sample
+from guardcli.io.sanitize import one_line
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from guardcli.core.prompt import build_input
-from guardcli.core.records import Result
+from guardcli.core.records import Result, Skip
 from guardcli.core.tasks import NAMES, Task
 from guardcli.errors import InputError, UsageError
-from guardcli.inputs import Skip, read_objects
+from guardcli.io.inputs import read_objects
+from guardcli.io.outputs import generation_fields, json_line, score_fields
+from guardcli.io.sink import open_output
 from guardcli.labelled import LabelledSample, benchmark_of, parse_task, read_prediction
-from guardcli.outputs import json_line, score_fields
 from guardcli.scoring import Judged
 
 PREDICTIONS_NAME = "generated_predictions.jsonl"
@@ -150,27 +151,17 @@ def record(item: LabelledSample, result: Result, task: Task) -> dict[str, Any]:
         "predict": result.verdict.raw,
         "id": sample.id,
         "task": task.value,
-        "output_tokens": generation.output_tokens if generation else None,
-        "latency_ms": round(generation.latency_s * 1000) if generation else None,
-        "finish": generation.finish if generation else None,
-        "truncated": generation.truncated_input if generation else None,
-        "mode": generation.mode if generation else None,
+        **generation_fields(generation),
         **score_fields(result.verdict),
     }
 
 
-class Writer:
+class PredictionsWriter:
     """Appends one flushed line per prediction, so a killed run keeps all it finished."""
 
     def __init__(self, path: Path, *, resume: bool) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.stream: IO[str] = open(path, "a" if resume else "w", encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                f"{path}: cannot write ({exc.strerror or exc})", hint="choose another --output"
-            ) from None
+        self.stream: IO[str] = open_output(path, append=resume, newline=None)
 
     def write(self, line: dict[str, Any]) -> None:
         self.stream.write(json_line(line) + "\n")

@@ -20,8 +20,8 @@ from pathlib import Path
 from guardcli.bundles.resolve import open_guard, resolve_model
 from guardcli.core.guard import GuardOptions
 from guardcli.core.parse import parse
+from guardcli.core.records import Skip
 from guardcli.core.tasks import FIELDS as TASKS
-from guardcli.inputs import Skip
 from guardcli.labelled import load_predictions
 
 

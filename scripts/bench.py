@@ -42,8 +42,8 @@ TASKS = ("request", "completion", "response")
 
 
 def _samples(bench: str, limit: int, seed: int) -> list:
+    from guardcli.core.records import Skip
     from guardcli.evaluate import pick
-    from guardcli.inputs import Skip
     from guardcli.labelled import load_labelled
 
     items = [x for x in load_labelled(bench) if not isinstance(x, Skip)]

@@ -20,9 +20,8 @@ import time
 
 from guardcli.bundles.resolve import open_guard, resolve_model
 from guardcli.core.guard import GuardOptions
-from guardcli.core.records import ParseStatus
+from guardcli.core.records import ParseStatus, Skip
 from guardcli.evaluate import pick
-from guardcli.inputs import Skip
 from guardcli.labelled import load_labelled
 
 

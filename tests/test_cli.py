@@ -27,7 +27,7 @@ from export.fixture import FIXTURE_PAIRS
 from guardcli.cli import app
 from guardcli.core.prompt import build_input, split_input
 from guardcli.core.records import Label
-from guardcli.outputs import FIELDS
+from guardcli.io.outputs import FIELDS
 from tests.interrupt import interrupt_after_first_line
 
 REPO = Path(__file__).resolve().parents[1]

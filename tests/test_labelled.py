@@ -13,9 +13,8 @@ import pytest
 
 from guardcli.core.parse import parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.core.records import Label, Sample, Verdict
+from guardcli.core.records import Label, Sample, Skip, Verdict
 from guardcli.errors import InputError, UsageError
-from guardcli.inputs import Skip
 from guardcli.labelled import (
     HELD_OUT,
     Gold,

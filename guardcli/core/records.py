@@ -1,4 +1,4 @@
-"""The typed records that flow through guardcli: Sample in, Verdict and Result out."""
+"""The typed records that flow through guardcli: Sample (or Skip) in, Verdict and Result out."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ class Sample:
     prompt: str
     response: str | None = None
     source: str = ""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input that could not become a Sample: reported on stderr and counted, never silently
+    dropped."""
+
+    source: str  # "path:line", "path#item" or "path"
+    reason: str  # one line: what is wrong AND what to do
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from textual.worker import get_current_worker
 
 from guardcli.core.guard import Guard
 from guardcli.core.parse import answers_complete, parse
-from guardcli.core.records import Result, Sample
+from guardcli.core.records import Result, Sample, Skip
 from guardcli.errors import GuardError
-from guardcli.inputs import InputOptions, Skip, iter_samples
-from guardcli.sanitize import one_line
+from guardcli.io.inputs import iter_samples
+from guardcli.io.options import InputOptions
+from guardcli.io.sanitize import one_line
 from guardcli.tui.batch import BatchPane
 from guardcli.tui.files import OutputLog, export_jsonl
 from guardcli.tui.history import HistoryItem, HistoryList

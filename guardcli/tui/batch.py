@@ -12,10 +12,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, ProgressBar, Static
 
+from guardcli.core.gate import flagged
 from guardcli.core.records import Result
 from guardcli.core.tasks import FIELDS
-from guardcli.outputs import flagged
-from guardcli.sanitize import one_line
+from guardcli.io.sanitize import one_line
 from guardcli.tui.widgets import literal
 
 _LABEL_STYLE = {

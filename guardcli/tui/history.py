@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Label, ListItem, ListView
 
 from guardcli.core.records import Result
-from guardcli.sanitize import one_line
+from guardcli.io.sanitize import one_line
 
 
 def mark(result: Result) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from guardcli.core.records import Result
-from guardcli.sanitize import one_line
+from guardcli.io.sanitize import one_line
 from guardcli.tui.keys import KEYS
 from guardcli.tui.widgets import ReasoningView, VerdictBadges, literal, stats_text
 

@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from guardcli.core.records import Generation, Label, Verdict
 from guardcli.core.tasks import FIELDS
-from guardcli.sanitize import clean_terminal
+from guardcli.io.sanitize import clean_terminal
 from guardcli.tui.live import sections
 
 

@@ -4,25 +4,24 @@ A batch scan can run for hours and be killed at any moment, so every file writer
 result on disk (flushed) the moment it exists: a killed run loses nothing it finished, and
 ``--resume`` picks up from the JSONL it left. The table is for people and is printed once at
 the end; it is the only output that shows untrusted text on a terminal, so every cell goes
-through guardcli.sanitize.
+through guardcli.io.sanitize.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-from pathlib import Path
 from typing import IO, Any
 
-from guardcli.core.records import Result, Verdict
+from guardcli.core.gate import check as check_fail_on
+from guardcli.core.gate import flagged
+from guardcli.core.records import Generation, Result, Verdict
 from guardcli.core.tasks import FIELDS as TASK_FIELDS
 from guardcli.core.tasks import SCORE_FIELDS
-from guardcli.errors import InputError, UsageError
-from guardcli.sanitize import one_line
+from guardcli.errors import UsageError, one_of
+from guardcli.io.sanitize import one_line
 
-FAIL_ON = ("request", "response", "any", "none")
-FORMATS = ("jsonl", "csv", "json", "table")
+FORMATS = ("table", "json", "jsonl", "csv")
 FIELDS = (
     "id",
     "source",
@@ -39,29 +38,6 @@ FIELDS = (
 )
 
 
-def flagged(verdict: Verdict, fail_on: str) -> bool:
-    """Whether this verdict should fail a CI gate. Unparsed answers never count as flagged:
-    the caller counts them separately, so a broken model cannot pass as "all harmful"."""
-    if fail_on == "request":
-        return verdict.request_harmful
-    if fail_on == "response":
-        return verdict.response_harmful
-    if fail_on == "any":
-        return verdict.request_harmful or verdict.response_harmful
-    if fail_on == "none":
-        return False
-    raise UsageError(f"--fail-on {fail_on!r}", hint="use request, response, any or none")
-
-
-def record_flagged(record: dict[str, Any], fail_on: str) -> bool:
-    """``flagged`` for a record read back from a JSONL output (its labels, not its stored
-    ``flagged``, which followed the --fail-on of the run that wrote it)."""
-    request, response = record.get("request") == "harmful", record.get("response") == "harmful"
-    return {"request": request, "response": response, "any": request or response}.get(
-        fail_on, False
-    )
-
-
 def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> dict[str, Any]:
     """The one public shape of a result; every file format is a view of it.
 
@@ -76,11 +52,7 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
         "flagged": flagged(verdict, fail_on),
         "status": verdict.status.value,
         "prompt_tokens": generation.prompt_tokens if generation else None,
-        "output_tokens": generation.output_tokens if generation else None,
-        "latency_ms": round(generation.latency_s * 1000) if generation else None,
-        "finish": generation.finish if generation else None,
-        "truncated": generation.truncated_input if generation else None,
-        "mode": generation.mode if generation else None,
+        **generation_fields(generation),
         # P(harmful request), P(refusal), P(harmful response) from the label tokens, for
         # thresholds and ROC curves; null where triage did not run (--mode reason).
         **score_fields(verdict),
@@ -96,6 +68,18 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
     for key, value in result.extra.items():
         record.setdefault(key, value)
     return record
+
+
+def generation_fields(generation: Generation | None) -> dict[str, Any]:
+    """What the engine reported for one sample, as record keys (all None without a generation)."""
+    g = generation
+    return {
+        "output_tokens": g.output_tokens if g else None,
+        "latency_ms": round(g.latency_s * 1000) if g else None,
+        "finish": g.finish if g else None,
+        "truncated": g.truncated_input if g else None,
+        "mode": g.mode if g else None,
+    }
 
 
 def score_fields(verdict: Verdict) -> dict[str, float | None]:
@@ -134,7 +118,7 @@ class Writer:
 
     def __init__(self, *, reasoning: bool = False, fail_on: str = "any") -> None:
         self.reasoning = reasoning
-        self.fail_on = fail_on
+        self.fail_on = check_fail_on(fail_on)
         self.closed = False
 
     def record(self, result: Result) -> dict[str, Any]:
@@ -290,8 +274,6 @@ def _tokens(record: dict[str, Any]) -> str:
 def make_writer(
     fmt: str, stream: IO[str], *, reasoning: bool, fail_on: str, console: Any = None
 ) -> Writer:
-    if fail_on not in FAIL_ON:
-        raise UsageError(f"--fail-on {fail_on!r}", hint="use request, response, any or none")
     options = {"reasoning": reasoning, "fail_on": fail_on}
     if fmt == "jsonl":
         return JsonlWriter(stream, **options)
@@ -305,78 +287,4 @@ def make_writer(
 
             console = Console(file=stream, highlight=False)
         return TableWriter(console, **options)
-    raise UsageError(f"--format {fmt!r}", hint="use " + ", ".join(FORMATS))
-
-
-# ---- resume ------------------------------------------------------------------------------------
-
-
-def check_resumable(path: Path, fmt: str) -> None:
-    """Only JSONL can be resumed: one record per line is what makes a cut-off run readable."""
-    if fmt != "jsonl":
-        raise UsageError(
-            f"--resume works only with JSONL output, not {fmt}",
-            hint="use --format jsonl (or an --output ending in .jsonl)",
-        )
-    if path.exists() and not path.is_file():
-        raise UsageError(f"{path} is not a file", hint="give --output a file path to resume")
-
-
-def load_done(path: Path) -> set[str]:
-    """Ids already in a JSONL output, after repairing a last line cut off by a kill.
-
-    The cut-off line is truncated away (the file then ends at its last good line, so new
-    results append cleanly) and its sample runs again. A bad line anywhere else is not a
-    kill's doing, so we stop rather than guess.
-    """
-    done: set[str] = set()
-    good_end = 0  # byte offset just past the last good line
-    bad_line: int | None = None  # fatal unless it turns out to be the last line
-    offset = 0
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if bad_line is not None:
-                raise InputError(
-                    f"cannot resume: {path}:{bad_line} is not a guardcli JSONL record",
-                    hint="move the file away or fix the line",
-                )
-            offset += len(raw)
-            complete = raw.endswith(b"\n")  # only the last line can lack it
-            ident = _record_id(raw) if raw.strip() else ""
-            if ident is None or not complete:
-                bad_line = number
-            elif ident:
-                done.add(ident)
-            if bad_line is None:
-                good_end = offset
-    if offset != good_end:
-        with open(path, "r+b") as handle:
-            handle.truncate(good_end)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return done
-
-
-def load_results(path: Path) -> dict[str, dict[str, Any]]:
-    """The records already in a JSONL output, by id, after ``load_done``'s repair: a resumed
-    run counts them in its summary and exit code, so killing and resuming a batch cannot
-    turn "flagged" into "clean"."""
-    done = load_done(path)
-    records: dict[str, dict[str, Any]] = {}
-    with open(path, "rb") as handle:
-        for raw in handle:
-            ident = _record_id(raw) if raw.strip() else None
-            if ident in done:
-                records[ident] = json.loads(raw)
-    return records
-
-
-def _record_id(raw: bytes) -> str | None:
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(record, dict) or "id" not in record:
-        return None
-    ident = record["id"]
-    return ident if isinstance(ident, str) else json.dumps(ident)
+    raise UsageError(f"--format {fmt!r}", hint="use " + one_of(FORMATS))
