@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.metrics import roc_auc
+from guardcli.eval.metrics import roc_auc
 
 
 @dataclass(frozen=True)

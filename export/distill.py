@@ -6,7 +6,7 @@
         --teacher traces:../shared/data/guardreasoner/teacher/8B \\
         --tokenizer ../shared/tokenizers/llama3 --output train.jsonl
 
-Every labelled input (guardcli.labelled) gets candidate traces from the teachers: released
+Every labelled input (guardcli.eval.labelled) gets candidate traces from the teachers: released
 traces files (matched by the exact full model input), k samples of a local model (a guardcli
 bundle or a Hugging Face checkpoint, export.generate.sample_outputs) or an OpenAI-compatible
 endpoint shown the gold labels (export.generate.synthesize). A trace is kept only when its
@@ -17,7 +17,7 @@ so training sees the runtime's bytes); ``<output>.summary.json`` says what was d
 
 An input listed in several files (XSTest's harmful and refusal sets share 445 pairs) is one
 input whose gold merges both files' labels, so its traces must get both tasks right. Inputs
-without a response must answer None for tasks 2 and 3 (``guardcli.labelled.implied``;
+without a response must answer None for tasks 2 and 3 (``guardcli.eval.labelled.implied``;
 ``--no-implied-none`` turns that off). Benchmarks held out by the shared data's split rule
 (SimpleSafetyTests, SafeRLHF, BeaverTails) are refused as inputs unless ``--allow-heldout``.
 
@@ -43,11 +43,10 @@ from guardcli.core.parse import answers_region, parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import ParseStatus, Skip
 from guardcli.errors import GuardError, InputError, UsageError
-from guardcli.labelled import (
-    HELD_OUT,
+from guardcli.eval.benchmarks import HELD_OUT, benchmark_of
+from guardcli.eval.labelled import (
     Gold,
     LabelledSample,
-    benchmark_of,
     implied,
     load_labelled,
     load_predictions,

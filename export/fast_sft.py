@@ -41,7 +41,7 @@ from export.sft_data import (
     label_sequence,
     trace_sequence,
 )
-from guardcli.metrics import roc_auc
+from guardcli.eval.metrics import roc_auc
 
 STATE = "state"
 # every linear layer of a Llama block (peft's "all-linear"; a list, so layers can be chosen)

@@ -36,8 +36,8 @@ from guardcli.bundles.manifest import MANIFEST
 from guardcli.core.prompt import format_pair
 from guardcli.core.records import Label
 from guardcli.errors import ExitCode, GuardError, UsageError
+from guardcli.eval.labelled import LabelledSample
 from guardcli.io.sanitize import one_line
-from guardcli.labelled import LabelledSample
 
 Progress = Callable[[int], None]  # called with how many more inputs are done, like tqdm.update
 

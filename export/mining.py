@@ -18,7 +18,7 @@ from typing import Any
 from export.train_common import TrainError
 from guardcli.core.parse import parse
 from guardcli.core.records import Label, Verdict
-from guardcli.labelled import Gold, agrees
+from guardcli.eval.labelled import Gold, agrees
 
 # ------------------------------------------------------------------------------ records
 

@@ -128,8 +128,8 @@ def eval_(
     """Score a model on benchmark files, or score existing predictions: F1 per benchmark and
     the paper's weighted average per task."""
     with _errors():
-        from guardcli import paper
-        from guardcli.scoring import Mode, task_averages
+        from guardcli.eval import paper
+        from guardcli.eval.scoring import Mode, task_averages
 
         mode = Mode.PAPER if paper_compat else Mode.HONEST
         if as_json and as_markdown:
@@ -145,7 +145,7 @@ def eval_(
             if reference is None:
                 raise UsageError("--reference: no such row", hint="use " + ", ".join(paper.MODELS))
         if chart is not None:
-            from guardcli.chart import require
+            from guardcli.eval.chart import require
 
             require()
         the_task = task.value if task else None
@@ -172,7 +172,7 @@ def eval_(
             )
         _print_report(results, task_averages(results), mode, reference, as_json, as_markdown)
         if chart is not None:
-            from guardcli.chart import write_chart
+            from guardcli.eval.chart import write_chart
 
             _say(f"guardcli: wrote {write_chart(results, chart, mode=mode)}")
 
@@ -186,9 +186,9 @@ def _say_skips(skips: list, limit: int = 5) -> None:
 
 
 def _score_predictions(paths: list[Path], task: str | None, mode) -> list:  # noqa: ANN001
-    from guardcli import predictions as preds
     from guardcli.core.records import Skip
-    from guardcli.scoring import Mode, score_benchmark
+    from guardcli.eval import predictions as preds
+    from guardcli.eval.scoring import Mode, score_benchmark
 
     results, seen = [], {}
     for path in preds.find(paths):
@@ -215,7 +215,7 @@ def _score_predictions(paths: list[Path], task: str | None, mode) -> list:  # no
 
 def _labelled_files(paths: list[str], task: str | None, limit: int | None, seed: int) -> list:
     """Every benchmark file read and checked before a model is loaded."""
-    from guardcli.evaluate import labelled_file
+    from guardcli.eval.judge import labelled_file
 
     files = []
     for path in paths:
@@ -234,9 +234,9 @@ def _labelled_files(paths: list[str], task: str | None, limit: int | None, seed:
 
 def _run_benchmarks(files, model, options, guard_options, output, resume, mode, quiet) -> list:  # noqa: ANN001
     """Judge every file's items, writing each prediction as it exists, then score them."""
-    from guardcli import predictions as preds
-    from guardcli.evaluate import judge_file
-    from guardcli.scoring import score_benchmark
+    from guardcli.eval import predictions as preds
+    from guardcli.eval.judge import judge_file
+    from guardcli.eval.scoring import score_benchmark
 
     targets: list[Path | None] = [None] * len(files)
     done: list[dict[str, dict]] = [{} for _ in files]
@@ -293,7 +293,7 @@ def _run_benchmarks(files, model, options, guard_options, output, resume, mode, 
 
 
 def _print_report(results, averages, mode, reference, as_json, as_markdown) -> None:  # noqa: ANN001
-    from guardcli import report
+    from guardcli.eval import report
 
     if as_json:
         data = report.to_json(results, averages, mode=mode, reference=reference)

@@ -22,7 +22,7 @@ from guardcli.core.guard import GuardOptions
 from guardcli.core.parse import parse
 from guardcli.core.records import Skip
 from guardcli.core.tasks import FIELDS as TASKS
-from guardcli.labelled import load_predictions
+from guardcli.eval.labelled import load_predictions
 
 
 def main(argv: list[str] | None = None) -> int:

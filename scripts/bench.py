@@ -43,8 +43,8 @@ TASKS = ("request", "completion", "response")
 
 def _samples(bench: str, limit: int, seed: int) -> list:
     from guardcli.core.records import Skip
-    from guardcli.evaluate import pick
-    from guardcli.labelled import load_labelled
+    from guardcli.eval.judge import pick
+    from guardcli.eval.labelled import load_labelled
 
     items = [x for x in load_labelled(bench) if not isinstance(x, Skip)]
     return [x.sample for x in pick(items, limit, seed)]

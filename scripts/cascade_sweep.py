@@ -38,8 +38,8 @@ def sweep(fast_dir: Path, reason_dir: Path, bands: list[tuple[float, float]], ba
     from guardcli.core.parse import parse
     from guardcli.core.records import Scores
     from guardcli.core.triage import uncertain
-    from guardcli.predictions import judged_of, read
-    from guardcli.scoring import Mode, score_benchmark
+    from guardcli.eval.predictions import judged_of, read
+    from guardcli.eval.scoring import Mode, score_benchmark
 
     rows = []
     for fast_path in sorted(fast_dir.glob("*.jsonl")):

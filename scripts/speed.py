@@ -21,8 +21,8 @@ import time
 from guardcli.bundles.resolve import open_guard, resolve_model
 from guardcli.core.guard import GuardOptions
 from guardcli.core.records import ParseStatus, Skip
-from guardcli.evaluate import pick
-from guardcli.labelled import load_labelled
+from guardcli.eval.judge import pick
+from guardcli.eval.labelled import load_labelled
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ from guardcli.core.parse import parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair, split_input
 from guardcli.core.records import Label
 from guardcli.errors import InputError, UsageError
-from guardcli.labelled import HELD_OUT, Gold, benchmark_of, load_labelled
+from guardcli.eval.benchmarks import HELD_OUT, benchmark_of
+from guardcli.eval.labelled import Gold, load_labelled
 from tests.test_generate import FakeOpenAI, choices
 
 H, U, R, C, N = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE, Label.NONE

@@ -11,7 +11,7 @@ import pytest
 
 from export.fixture import FIXTURE_PAIRS
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.predictions import PREDICTIONS_NAME
+from guardcli.eval.predictions import PREDICTIONS_NAME
 from tests.interrupt import interrupt_after_first_line
 from tests.test_cli import GEN, invoke, write_jsonl
 

@@ -27,7 +27,7 @@ from export.generate import (
 from guardcli.core.prompt import format_pair
 from guardcli.core.records import Label, Sample
 from guardcli.errors import UsageError
-from guardcli.labelled import Gold, LabelledSample
+from guardcli.eval.labelled import Gold, LabelledSample
 
 # ---- a fake OpenAI-compatible server -----------------------------------------------------------
 

@@ -29,7 +29,7 @@ from export.train_common import TRAIN_LOG, open_base
 from export.weighted_dpo import build_trainer, encode_pair, encode_pairs
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input
-from guardcli.labelled import Gold
+from guardcli.eval.labelled import Gold
 from tests.test_rsft import make_base, write_train_jsonl
 
 UNREADABLE = "## Reasoning Step 1: The request seems fine to me."
@@ -57,7 +57,7 @@ def row_of(pair, outputs: list[str]) -> SampleRow:  # noqa: ANN001
 
 
 def test_synthetic_outputs_are_right_and_wrong():
-    from guardcli.labelled import agrees
+    from guardcli.eval.labelled import agrees
 
     for pair in FIXTURE_PAIRS:
         assert agrees(parse(pair.trace), gold_of(pair))

@@ -46,7 +46,7 @@ class TaskSpec:
     answer: str  # the line of the Answers block that gives the label ("Request: harmful")
     score: str  # the Scores field (and ``<score>_score`` record key): P(positive label)
     labels: tuple[Label, Label]  # (positive, negative): the positive label flags, and scores
-    aliases: tuple[str, ...]  # label fields of labelled chat data (guardcli.labelled)
+    aliases: tuple[str, ...]  # label fields of labelled chat data (guardcli.eval.labelled)
 
     @property
     def positive(self) -> Label:

@@ -149,7 +149,7 @@ def _detect(lines: Iterator[Line]) -> tuple[str, Iterator[Line]]:
 def read_objects(path: str) -> Iterator[Found | Skip]:
     """Every JSON object of a ``.json`` (a list or one object) or JSONL file, with where it is.
 
-    For tools that read records with more fields than a scan needs (``guardcli.labelled``):
+    For tools that read records with more fields than a scan needs (``guardcli.eval.labelled``):
     the same decoding, error handling and messages as scanning the file.
     """
     kind = "json" if path.lower().endswith(".json") else "jsonl"

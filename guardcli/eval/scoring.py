@@ -1,8 +1,8 @@
 """Two ways to turn a benchmark's predictions into F1: honest (the default) and paper-compat.
 
-**Honest** (guardcli.metrics): every item counts once. Labels are read the way the runtime reads
-them (guardcli.core.parse: the final ``Answers`` block, else the last 300 characters), and an item
-whose output gives no label for the benchmark's task is a wrong answer and is counted
+**Honest** (guardcli.eval.metrics): every item counts once. Labels are read the way the runtime
+reads them (guardcli.core.parse: the final ``Answers`` block, else the last 300 characters), and an
+item whose output gives no label for the benchmark's task is a wrong answer and is counted
 (``unparsed``). A file is weighted by the items it scored.
 
 **Paper-compat** reproduces the GuardReasoner repository's evaluate.py, quirks included, so a
@@ -34,7 +34,7 @@ from enum import Enum
 from guardcli.core.parse import TAIL_CHARS, label_pattern, parse
 from guardcli.core.records import Label
 from guardcli.core.tasks import TASKS, Task
-from guardcli.metrics import Scores, predicted, roc_auc, score, weighted_f1
+from guardcli.eval.metrics import Confusion, predicted, roc_auc, score, weighted_f1
 
 
 class Mode(str, Enum):
@@ -67,7 +67,7 @@ class BenchmarkScore:
     path: str
     task: Task
     mode: Mode
-    scores: Scores  # the confusion counts F1 comes from (paper-compat: doubled pairs included)
+    scores: Confusion  # the confusion counts F1 comes from (paper-compat: doubled pairs included)
     items: int  # records scored (paper-compat: before its drops and doublings)
     weight: int  # this file's weight in the task's average
     unparsed: int  # items whose output gave no label for the task
@@ -163,7 +163,7 @@ def _honest_label(output: object, task: Task) -> Label:
     return predicted(parse(output), task) if isinstance(output, str) else Label.UNKNOWN
 
 
-def _paper(judged: Sequence[Judged], task: Task) -> tuple[Scores, int, int, int]:
+def _paper(judged: Sequence[Judged], task: Task) -> tuple[Confusion, int, int, int]:
     """evaluate.py's ``cal_f1`` for one file: (scores, unparsed, dropped, skipped)."""
     pattern = _PATTERNS[task]
     pairs: list[tuple[str, str]] = []
@@ -199,7 +199,7 @@ def _paper_gold(label: object, pattern: re.Pattern[str]) -> str | None:
     return None if ":" in label else label
 
 
-def _confusion(pairs: list[tuple[str, str]], task: Task, *, doubled: int) -> Scores:
+def _confusion(pairs: list[tuple[str, str]], task: Task, *, doubled: int) -> Confusion:
     """sklearn's binary counts with the task's positive label, compared case-sensitively."""
     positive = task.spec.positive.value
     tp = fp = tn = fn = 0
@@ -208,4 +208,4 @@ def _confusion(pairs: list[tuple[str, str]], task: Task, *, doubled: int) -> Sco
             tp, fn = (tp + 1, fn) if guess == positive else (tp, fn + 1)
         else:
             fp, tn = (fp + 1, tn) if guess == positive else (fp, tn + 1)
-    return Scores(task=task, tp=tp, fp=fp, tn=tn, fn=fn, unparsed=doubled)
+    return Confusion(task=task, tp=tp, fp=fp, tn=tn, fn=fn, unparsed=doubled)

@@ -1,9 +1,10 @@
-"""A bundle against labelled files: per-benchmark F1, parse rate, tokens and latency.
+"""The one judging path: a labelled benchmark file's items through Guard, as Judged items.
 
-The shared core of ``guardcli eval`` and the training pipeline's evaluation stage, so a number
-in a model card and a number a user measures come from the same code. Every labelled item of a
-file is judged through ``Guard`` (the runtime's own path: prompt, engine, parser) and scored
-with guardcli.metrics (unparsed outputs count as wrong, never dropped).
+``guardcli eval`` and the training pipeline's evaluation stage (export.evaluate) both read a
+file with ``labelled_file``, judge it with ``judge_file`` and score the result with
+guardcli.eval.scoring, so a number in a model card and a number a user measures come from the
+same code. Every item is judged through ``Guard`` (the runtime's own path: prompt, engine,
+parser).
 """
 
 from __future__ import annotations
@@ -16,22 +17,9 @@ from pathlib import Path
 from guardcli.core.guard import Guard
 from guardcli.core.records import Result, Skip
 from guardcli.core.tasks import Task
-from guardcli.labelled import LabelledSample, benchmark_of, load_labelled, task_of
-from guardcli.metrics import Scores, predicted, score
-from guardcli.scoring import Judged
-
-
-@dataclass(frozen=True)
-class FileScore:
-    name: str  # the benchmark's name, or the file's stem
-    path: str
-    task: Task
-    scores: Scores
-    parse_failures: int  # outputs with no readable Answers block at all
-    skipped: int  # bad records, and items without a gold label for the file's task
-    mean_output_tokens: float
-    mean_latency_s: float
-    seconds: float  # wall time of the whole file
+from guardcli.eval.benchmarks import benchmark_of, task_of
+from guardcli.eval.labelled import LabelledSample, load_labelled
+from guardcli.eval.scoring import Judged
 
 
 def pick(items: Sequence[LabelledSample], limit: int | None, seed: int = 0) -> list:
@@ -84,45 +72,6 @@ def labelled_file(
     )
 
 
-def evaluate_file(
-    guard: Guard,
-    path: str | Path,
-    *,
-    task: str | Task | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    on_result: Callable[[LabelledSample, Result], None] | None = None,
-) -> FileScore:
-    import time
-
-    started = time.perf_counter()
-    labelled = labelled_file(path, task=task, limit=limit, seed=seed)
-    the_task, items = labelled.task, labelled.items
-    pairs = []
-    failures = tokens = 0
-    latency = 0.0
-    for item, result in zip(items, guard.run(item.sample for item in items), strict=True):
-        pairs.append((getattr(item.gold, the_task.field), predicted(result.verdict, the_task)))
-        failures += not result.verdict.parsed
-        if result.generation is not None:
-            tokens += result.generation.output_tokens
-            latency += result.generation.latency_s
-        if on_result is not None:
-            on_result(item, result)
-    count = max(len(items), 1)
-    return FileScore(
-        name=labelled.name,
-        path=str(path),
-        task=the_task,
-        scores=score(pairs, the_task),
-        parse_failures=failures,
-        skipped=len(labelled.skips) + labelled.unlabelled,
-        mean_output_tokens=tokens / count,
-        mean_latency_s=latency / count,
-        seconds=time.perf_counter() - started,
-    )
-
-
 def judge_file(
     guard: Guard,
     labelled: LabelledFile,
@@ -136,7 +85,7 @@ def judge_file(
     their recorded output is used. Only items of this run's selection count, so a resumed file
     written with another ``--limit`` cannot change what is scored.
     """
-    from guardcli.predictions import judged_of
+    from guardcli.eval.predictions import judged_of
 
     done = done or {}
     task = labelled.task

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guardcli import paper
 from guardcli.core.tasks import Task
-from guardcli.scoring import BenchmarkScore, Mode, TaskAverage
+from guardcli.eval import paper
+from guardcli.eval.scoring import BenchmarkScore, Mode, TaskAverage
 
 _TASKS = tuple(Task)  # the paper's order: prompt, response, refusal
 CAPTIONS = {

@@ -2,7 +2,7 @@
 
 From arXiv 2501.18492, the F1 tables of the three tasks (prompt harmfulness, response
 harmfulness, refusal detection), for the released GuardReasoner models and the baselines a
-reader most often compares with. Benchmarks use guardcli.labelled's names (the paper's
+reader most often compares with. Benchmarks use guardcli.eval.labelled's names (the paper's
 "HarmBench" column is HarmBenchPrompt or HarmBenchResponse by task, its "XSTestReponse" is
 XSTestReponseHarmful or XSTestResponseRefusal).
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from guardcli import paper
 from guardcli.errors import UsageError
+from guardcli.eval import paper
+from guardcli.eval.report import ordered
+from guardcli.eval.scoring import BenchmarkScore, Mode
 from guardcli.io.sink import cannot_write
-from guardcli.report import ordered
-from guardcli.scoring import BenchmarkScore, Mode
 
 INSTALL = "pip install 'guardcli[plot]'"
 

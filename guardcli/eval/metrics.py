@@ -19,7 +19,7 @@ from guardcli.core.tasks import Task
 
 
 @dataclass(frozen=True)
-class Scores:
+class Confusion:
     """Confusion counts for one task over one set of items; rates are fractions (0..1)."""
 
     task: Task
@@ -55,7 +55,7 @@ def predicted(verdict: Verdict, task: Task) -> Label:
     return getattr(verdict, task.field)
 
 
-def score(pairs: Iterable[tuple[Label, Label]], task: Task) -> Scores:
+def score(pairs: Iterable[tuple[Label, Label]], task: Task) -> Confusion:
     """Score (gold, predicted) label pairs for ``task``.
 
     A gold label outside the task's two words is a caller error (ValueError): silently
@@ -73,7 +73,7 @@ def score(pairs: Iterable[tuple[Label, Label]], task: Task) -> Scores:
             tp, fn = (tp + 1, fn) if guess is positive else (tp, fn + 1)
         else:
             fp, tn = (fp + 1, tn) if guess is positive else (fp, tn + 1)
-    return Scores(task=task, tp=tp, fp=fp, tn=tn, fn=fn, unparsed=unparsed)
+    return Confusion(task=task, tp=tp, fp=fp, tn=tn, fn=fn, unparsed=unparsed)
 
 
 def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None:
@@ -94,7 +94,7 @@ def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float | N
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def weighted_f1(scores: Sequence[Scores], weights: Sequence[int] | None = None) -> float:
+def weighted_f1(scores: Sequence[Confusion], weights: Sequence[int] | None = None) -> float:
     """The paper's per-task average: F1 weighted by each benchmark's item count.
 
     The count is ``s.n`` unless ``weights`` says otherwise: the repository's evaluate.py

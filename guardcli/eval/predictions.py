@@ -11,7 +11,7 @@ A folder is searched one level deep, for the layouts that exist in the wild::
     DIR/<Benchmark>/generated_predictions.jsonl   the GuardReasoner repository (data/test/1B)
     DIR/<Benchmark>.jsonl                         ../shared teacher files; guardcli eval --output
 
-The benchmark (and so the task) comes from the file or folder name (guardcli.labelled.
+The benchmark (and so the task) comes from the file or folder name (guardcli.eval.labelled.
 benchmark_of); a file named after no benchmark needs ``--task``, or a ``task`` in its records.
 """
 
@@ -27,11 +27,12 @@ from guardcli.core.prompt import build_input
 from guardcli.core.records import Result, Skip
 from guardcli.core.tasks import NAMES, Task
 from guardcli.errors import InputError, UsageError
+from guardcli.eval.benchmarks import benchmark_of, parse_task
+from guardcli.eval.labelled import LabelledSample, read_prediction
+from guardcli.eval.scoring import Judged
 from guardcli.io.inputs import read_objects
 from guardcli.io.outputs import generation_fields, json_line, score_fields
 from guardcli.io.sink import open_output
-from guardcli.labelled import LabelledSample, benchmark_of, parse_task, read_prediction
-from guardcli.scoring import Judged
 
 PREDICTIONS_NAME = "generated_predictions.jsonl"
 
