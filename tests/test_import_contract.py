@@ -44,7 +44,7 @@ def test_import_linter_contract():
 def test_building_the_default_model_is_torch_free():
     """guardcli models build nano runs on the runtime install: gguf + safetensors + numpy."""
     loaded = _modules_after(
-        "import guardcli.bundles.nano, gguf.quants, safetensors.numpy, guardcli.cli_models"
+        "import guardcli.bundles.nano, gguf.quants, safetensors.numpy, guardcli.cli.models"
     )
     leaked = {m.split(".")[0] for m in loaded} & set(HEAVY)
     assert not leaked, f"the nano build path loaded {sorted(leaked)}"

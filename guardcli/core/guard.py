@@ -22,6 +22,7 @@ from guardcli.errors import UsageError, one_of
 DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
 MODES = ("reason", "fast", "cascade")
 DEFAULT_BAND = (0.2, 0.8)
+DEFAULT_BATCH = 8  # samples generated together
 
 # (row in batch, text piece) as the model writes it
 TextCallback = Callable[[int, str], None]
@@ -31,7 +32,7 @@ TextCallback = Callable[[int, str], None]
 class GuardOptions:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     max_input_tokens: int | None = None  # None: what fits the context beside max_new_tokens
-    batch_size: int = 8
+    batch_size: int = DEFAULT_BATCH
     stop_at_answers: bool = True
     # reason: full reasoning for every sample. fast: label-token scores only (guardcli.core.triage).
     # cascade: fast for all, reasoning for those with a harm score inside ``band`` (and for

@@ -5,41 +5,84 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import Enum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from guardcli.cli import (
-    DEFAULT_BATCH,
+from guardcli.cli.console import errors, flat, progress, say, say_skip
+from guardcli.cli.load import open_model
+from guardcli.cli.options import (
+    BAND,
+    MAX_NEW,
     BandOpt,
     Device,
     DeviceOpt,
     ExplainOpt,
-    Format,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
+    ModelOptions,
     ModeOpt,
     NoVerifyOpt,
     RunMode,
+    TaskChoice,
     ThreadsOpt,
-    _check_output,
-    _errors,
-    _flat,
-    _load,
-    _progress,
-    _say,
-    app,
 )
-from guardcli.core.tasks import NAMES
+from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.errors import ExitCode, UsageError
+from guardcli.eval.scoring import Mode
 
-TaskChoice = Enum("TaskChoice", {name: name for name in NAMES}, type=str)
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Everything ``guardcli eval`` was told, made once from its command line and checked
+    when made (before any file is read or model loaded)."""
+
+    benchmarks: list[str]  # run the model on these ...
+    predictions: list[Path]  # ... or score these
+    task: str | None  # None: each file's benchmark says
+    mode: Mode
+    model: ModelOptions
+    output: Path | None = None
+    resume: bool = False
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int = DEFAULT_BATCH
+    as_json: bool = False
+    as_markdown: bool = False
+    reference: str | None = None  # a row of guardcli.eval.paper, as the table spells it
+    chart: Path | None = None
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        from guardcli.eval import paper
+
+        if self.as_json and self.as_markdown:
+            raise UsageError("--json and --markdown exclude each other", hint="pick one")
+        if bool(self.benchmarks) == bool(self.predictions):
+            raise UsageError(
+                "give benchmark files (runs a model) or --predictions PATH (scores files)"
+                + (", not both" if self.benchmarks else ""),
+                hint="see guardcli eval --help",
+            )
+        if self.reference is not None:
+            reference = paper.canonical(self.reference)
+            if reference is None:
+                raise UsageError("--reference: no such row", hint="use " + ", ".join(paper.MODELS))
+            object.__setattr__(self, "reference", reference)
+        if self.chart is not None:
+            from guardcli.eval.chart import require
+
+            require()
+        if self.predictions and (self.output is not None or self.resume or self.limit is not None):
+            raise UsageError(
+                "--output, --resume and --limit are for running a model",
+                hint="--predictions only scores the files given",
+            )
 
 
-@app.command("eval")
 def eval_(
     benchmarks: Annotated[
         list[str] | None,
@@ -73,7 +116,7 @@ def eval_(
     ] = False,
     model: ModelOpt = None,
     run_mode: ModeOpt = RunMode.reason,
-    band: BandOpt = "0.2,0.8",
+    band: BandOpt = BAND,
     explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
@@ -101,7 +144,7 @@ def eval_(
             min=1, help=f"Items generated together (default {DEFAULT_BATCH}).", show_default=False
         ),
     ] = None,
-    max_new_tokens: MaxNewOpt = 1024,
+    max_new_tokens: MaxNewOpt = MAX_NEW,
     max_input_tokens: MaxInOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     as_markdown: Annotated[
@@ -127,68 +170,64 @@ def eval_(
 ) -> None:
     """Score a model on benchmark files, or score existing predictions: F1 per benchmark and
     the paper's weighted average per task."""
-    with _errors():
-        from guardcli.eval import paper
-        from guardcli.eval.scoring import Mode, task_averages
+    with errors():
+        options = EvalOptions(
+            benchmarks=benchmarks or [],
+            predictions=predictions or [],
+            task=task.value if task else None,
+            mode=Mode.PAPER if paper_compat else Mode.HONEST,
+            model=ModelOptions(
+                model,
+                device.value,
+                threads,
+                not no_verify,
+                max_new_tokens,
+                max_input_tokens,
+                run_mode.value,
+                band,
+                explain_flagged,
+            ),
+            output=output,
+            resume=resume,
+            limit=limit,
+            seed=seed,
+            batch_size=batch_size or DEFAULT_BATCH,
+            as_json=as_json,
+            as_markdown=as_markdown,
+            reference=reference,
+            chart=chart,
+            quiet=quiet,
+        )
+        run_eval(options)
 
-        mode = Mode.PAPER if paper_compat else Mode.HONEST
-        if as_json and as_markdown:
-            raise UsageError("--json and --markdown exclude each other", hint="pick one")
-        if bool(benchmarks) == bool(predictions):
-            raise UsageError(
-                "give benchmark files (runs a model) or --predictions PATH (scores files)"
-                + (", not both" if benchmarks else ""),
-                hint="see guardcli eval --help",
-            )
-        if reference is not None:
-            reference = paper.canonical(reference)
-            if reference is None:
-                raise UsageError("--reference: no such row", hint="use " + ", ".join(paper.MODELS))
-        if chart is not None:
-            from guardcli.eval.chart import require
 
-            require()
-        the_task = task.value if task else None
-        if predictions:
-            if output is not None or resume or limit is not None:
-                raise UsageError(
-                    "--output, --resume and --limit are for running a model",
-                    hint="--predictions only scores the files given",
-                )
-            results = _score_predictions(predictions, the_task, mode)
-        else:
-            options = (device, threads, no_verify)
-            guard_options = {
-                "batch_size": batch_size or DEFAULT_BATCH,
-                "max_new_tokens": max_new_tokens,
-                "max_input_tokens": max_input_tokens,
-                "mode": run_mode,
-                "band": band,
-                "explain_flagged": explain_flagged,
-            }
-            files = _labelled_files(benchmarks, the_task, limit, seed)
-            results = _run_benchmarks(
-                files, model, options, guard_options, output, resume, mode, quiet
-            )
-        _print_report(results, task_averages(results), mode, reference, as_json, as_markdown)
-        if chart is not None:
-            from guardcli.eval.chart import write_chart
+def run_eval(options: EvalOptions) -> None:
+    from guardcli.eval.scoring import task_averages
 
-            _say(f"guardcli: wrote {write_chart(results, chart, mode=mode)}")
+    if options.predictions:
+        results = _score_predictions(options.predictions, options.task, options.mode)
+    else:
+        files = _labelled_files(options.benchmarks, options.task, options.limit, options.seed)
+        results = _run_benchmarks(files, options)
+    _print_report(results, task_averages(results), options)
+    if options.chart is not None:
+        from guardcli.eval.chart import write_chart
+
+        say(f"guardcli: wrote {write_chart(results, options.chart, mode=options.mode)}")
 
 
 def _say_skips(skips: list, limit: int = 5) -> None:
     """Each skipped record on one line; after ``limit`` of them, a count."""
     for skip in skips[:limit]:
-        _say(f"guardcli: skipped {_flat(skip.source)}: {_flat(skip.reason)}")
+        say_skip(skip)
     if len(skips) > limit:
-        _say(f"guardcli: ... and {len(skips) - limit} more skipped")
+        say(f"guardcli: ... and {len(skips) - limit} more skipped")
 
 
-def _score_predictions(paths: list[Path], task: str | None, mode) -> list:  # noqa: ANN001
+def _score_predictions(paths: list[Path], task: str | None, mode: Mode) -> list:
     from guardcli.core.records import Skip
     from guardcli.eval import predictions as preds
-    from guardcli.eval.scoring import Mode, score_benchmark
+    from guardcli.eval.scoring import score_benchmark
 
     results, seen = [], {}
     for path in preds.find(paths):
@@ -208,7 +247,7 @@ def _score_predictions(paths: list[Path], task: str | None, mode) -> list:  # no
             found.judged, name=found.name, path=path, task=found.task, mode=mode
         )
         if mode is Mode.PAPER and scored.skipped:
-            _say(f"guardcli: {_flat(path)}: {scored.skipped} records without a usable gold label")
+            say(f"guardcli: {flat(path)}: {scored.skipped} records without a usable gold label")
         results.append(scored)
     return results
 
@@ -222,7 +261,7 @@ def _labelled_files(paths: list[str], task: str | None, limit: int | None, seed:
         found = labelled_file(path, task=task, limit=limit, seed=seed)
         _say_skips(list(found.skips))
         if found.unlabelled:
-            _say(f"guardcli: {_flat(path)}: {found.unlabelled} records have no {found.task} label")
+            say(f"guardcli: {flat(path)}: {found.unlabelled} records have no {found.task} label")
         if not found.items:
             raise UsageError(
                 f"{path}: nothing to evaluate (no record with a {found.task} label)",
@@ -232,11 +271,14 @@ def _labelled_files(paths: list[str], task: str | None, limit: int | None, seed:
     return files
 
 
-def _run_benchmarks(files, model, options, guard_options, output, resume, mode, quiet) -> list:  # noqa: ANN001
+def _run_benchmarks(files: list, options: EvalOptions) -> list:
     """Judge every file's items, writing each prediction as it exists, then score them."""
     from guardcli.eval import predictions as preds
     from guardcli.eval.judge import judge_file
     from guardcli.eval.scoring import score_benchmark
+    from guardcli.io.sink import check_output
+
+    output, resume, mode, quiet = options.output, options.resume, options.mode, options.quiet
 
     targets: list[Path | None] = [None] * len(files)
     done: list[dict[str, dict]] = [{} for _ in files]
@@ -247,19 +289,18 @@ def _run_benchmarks(files, model, options, guard_options, output, resume, mode, 
                 "two benchmark files would write the same predictions file",
                 hint="evaluate each benchmark once per --output folder",
             )
-        done = [_check_output(target, resume, Format.jsonl) for target in targets]
+        done = [check_output(target, resume=resume, fmt="jsonl") for target in targets]
     elif resume:
         raise UsageError("--resume needs --output DIR", hint="name the predictions folder")
-    device, threads, no_verify = options
     todo = sum(
         1 for f, d in zip(files, done, strict=True) for item in f.items if item.sample.id not in d
     )
     results = []
     show_bar = sys.stderr.isatty() and not quiet
     try:
-        guard = _load(model, device, threads, no_verify, **guard_options)
-        with _progress(todo, show_bar, "evaluating") as progress:
-            bar = progress.add_task("eval", total=todo)
+        guard = open_model(options.model, batch_size=options.batch_size).guard
+        with progress(todo, show_bar, "evaluating") as bars:
+            bar = bars.add_task("eval", total=todo)
             for found, target, already in zip(files, targets, done, strict=True):
                 started = time.perf_counter()
                 writer = None if target is None else preds.PredictionsWriter(target, resume=resume)
@@ -267,7 +308,7 @@ def _run_benchmarks(files, model, options, guard_options, output, resume, mode, 
                 def on_result(item, result, writer=writer, task=found.task) -> None:  # noqa: ANN001
                     if writer is not None:
                         writer.write(preds.record(item, result, task))
-                    progress.advance(bar)
+                    bars.advance(bar)
 
                 try:
                     judged = judge_file(guard, found, done=already, on_result=on_result)
@@ -279,21 +320,24 @@ def _run_benchmarks(files, model, options, guard_options, output, resume, mode, 
                 )
                 results.append(scored)
                 if not quiet:
-                    _say(
-                        f"guardcli: {_flat(found.name)} ({found.task}): F1 "
+                    say(
+                        f"guardcli: {flat(found.name)} ({found.task}): F1 "
                         f"{100 * scored.f1:.2f} over {scored.items} items, {scored.unparsed} "
                         f"unparsed, {time.perf_counter() - started:.1f}s"
                         + (f" ({len(already)} already done)" if already else "")
                     )
     except KeyboardInterrupt:
         kept = " (--resume continues)" if output is not None else ""
-        _say(f"guardcli: interrupted; predictions written so far are kept{kept}")
+        say(f"guardcli: interrupted; predictions written so far are kept{kept}")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     return results
 
 
-def _print_report(results, averages, mode, reference, as_json, as_markdown) -> None:  # noqa: ANN001
+def _print_report(results: list, averages: list, options: EvalOptions) -> None:
     from guardcli.eval import report
+
+    mode, reference = options.mode, options.reference
+    as_json, as_markdown = options.as_json, options.as_markdown
 
     if as_json:
         data = report.to_json(results, averages, mode=mode, reference=reference)

@@ -1,4 +1,4 @@
-"""``guardcli models``: list, inspect, verify and choose model bundles."""
+"""``guardcli models``: list, inspect, verify, choose and build model bundles."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from guardcli.cli import _errors, _say, models_app
+from guardcli.cli.console import bytes_progress, errors, say
 from guardcli.errors import GuardError, UsageError
 
 
-@models_app.command("list")
 def models_list() -> None:
     """Installed bundles (in the user cache) and the one guardcli would use now."""
-    with _errors():
+    with errors():
         from guardcli.bundles.manifest import read_manifest
         from guardcli.bundles.paths import models_dir
         from guardcli.bundles.resolve import installed_models, resolve_model
@@ -25,21 +24,20 @@ def models_list() -> None:
             typer.echo(f"{path.name}\t{manifest.precision}\t{manifest.target}\t{path}")
         try:
             resolved = resolve_model(None)
-            _say(f"guardcli: default model: {resolved.path} [{resolved.origin}]")
+            say(f"guardcli: default model: {resolved.path} [{resolved.origin}]")
         except GuardError as exc:
-            _say(f"guardcli: no default model ({exc})")
+            say(f"guardcli: no default model ({exc})")
         if not installed_models():
-            _say(f"guardcli: no models installed in {models_dir()}")
+            say(f"guardcli: no models installed in {models_dir()}")
 
 
-@models_app.command("info")
 def models_info(
     model: Annotated[
         str | None, typer.Argument(help="Bundle dir or name (default: resolved).")
     ] = None,
 ) -> None:
     """Show a bundle's manifest: source, precision, build versions, validation."""
-    with _errors():
+    with errors():
         from dataclasses import asdict
 
         from guardcli.bundles.manifest import read_manifest
@@ -53,7 +51,6 @@ def models_info(
         typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
 
 
-@models_app.command("verify")
 def models_verify(
     model: Annotated[
         str | None, typer.Argument(help="Bundle dir or name (default: resolved).")
@@ -63,7 +60,7 @@ def models_verify(
     ] = False,
 ) -> None:
     """Check every file of a bundle against the sha256 in its manifest."""
-    with _errors():
+    with errors():
         from guardcli.bundles.manifest import read_manifest, verify
         from guardcli.bundles.resolve import resolve_model
         from guardcli.errors import ModelError
@@ -72,7 +69,7 @@ def models_verify(
         manifest = read_manifest(resolved.path)
         problems = verify(resolved.path, manifest, full=full)
         for problem in problems:
-            _say(f"guardcli: {resolved.path / problem.path}: {problem.reason}")
+            say(f"guardcli: {resolved.path / problem.path}: {problem.reason}")
         if problems:
             raise ModelError(
                 f"{resolved.path}: {len(problems)} of {len(manifest.files)} files "
@@ -82,26 +79,24 @@ def models_verify(
         typer.echo(f"{resolved.path}: OK ({len(manifest.files)} files)")
 
 
-@models_app.command("path")
 def models_path(
     model: Annotated[
         str | None, typer.Argument(help="Bundle dir or name (default: resolved).")
     ] = None,
 ) -> None:
     """Print the directory of the model guardcli would use."""
-    with _errors():
+    with errors():
         from guardcli.bundles.resolve import resolve_model
 
         typer.echo(str(resolve_model(model).path))
 
 
-@models_app.command("default")
 def models_default(
     model: Annotated[str | None, typer.Argument(help="Bundle dir or installed name.")] = None,
     unset: Annotated[bool, typer.Option("--unset", help="Forget the configured default.")] = False,
 ) -> None:
     """Set (or with --unset, clear) the model used when --model is not given."""
-    with _errors():
+    with errors():
         from guardcli.bundles.resolve import locate, set_default
 
         if unset:
@@ -111,10 +106,9 @@ def models_default(
         else:
             resolved = locate(model, "argument")
             path = set_default(str(resolved.path.resolve()))
-        _say(f"guardcli: wrote {path}")
+        say(f"guardcli: wrote {path}")
 
 
-@models_app.command("build")
 def models_build(
     name: Annotated[str, typer.Argument(help="The built-in model to build (only: nano).")] = "nano",
     base: Annotated[
@@ -134,7 +128,7 @@ def models_build(
     ONNX bundle (540 MB) and checks every byte against the hashes recorded with its model card.
     Prints the bundle's path.
     """
-    with _errors():
+    with errors():
         from guardcli.bundles.manifest import MANIFEST, verify
         from guardcli.bundles.nano import BuildProgress, artifacts_dir, build, read_spec
         from guardcli.bundles.paths import models_dir
@@ -146,32 +140,17 @@ def models_build(
             )
         dest = models_dir() / DEFAULT_NAME
         if not force and (dest / MANIFEST).is_file() and not verify(dest):
-            _say(f"guardcli: {name} is already built and intact (--force rebuilds it)")
+            say(f"guardcli: {name} is already built and intact (--force rebuilds it)")
             typer.echo(str(dest))
             return
         spec = read_spec(artifacts_dir())
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with _bytes_progress() as bar:
+        with bytes_progress() as bar:
             task = bar.add_task(f"building {name}", total=spec.data_size)
             progress = BuildProgress(
                 phase=lambda text: bar.update(task, description=text),
                 advance=lambda n: bar.advance(task, n),
             )
             build(dest, base=base, progress=progress)
-        _say(f"guardcli: built and verified {name} ({spec.data_size / 1e6:.0f} MB of weights)")
+        say(f"guardcli: built and verified {name} ({spec.data_size / 1e6:.0f} MB of weights)")
         typer.echo(str(dest))
-
-
-def _bytes_progress():  # noqa: ANN202 - rich.progress.Progress, imported lazily
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from guardcli.cli import _stderr
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        console=_stderr(),
-        transient=True,
-    )
