@@ -78,11 +78,11 @@ def test_an_adapter_naming_a_missing_weight_is_refused(tmp_path):
 
 def test_unpermute_undoes_llama_cpp_like_transformers():
     transformers = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
-    from guardcli.bundles.nano import _unpermute
+    from guardcli.bundles.nano import unpermute
 
     w = np.arange(12 * 8 * 5, dtype=np.float32).reshape(12 * 8, 5)
     ref = transformers.LlamaTensorProcessor(config={})._reverse_permute_weights(w, 12, 4)
-    np.testing.assert_array_equal(_unpermute(w, 4), ref)
+    np.testing.assert_array_equal(unpermute(w, 4), ref)
 
 
 def test_tensor_bytes_concatenates_transposes_and_checks_the_shape():

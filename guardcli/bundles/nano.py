@@ -193,9 +193,9 @@ def gguf_weights(path: Path, heads: int, kv_heads: int) -> dict[str, Any]:
             continue
         array = dequantize(tensor.data, tensor.tensor_type)
         if ".attn_q." in tensor.name:
-            array = _unpermute(array, heads)
+            array = unpermute(array, heads)
         elif ".attn_k." in tensor.name:
-            array = _unpermute(array, kv_heads)
+            array = unpermute(array, kv_heads)
         weights[name] = array
     return weights
 
@@ -209,7 +209,7 @@ def _hf_name(gguf_name: str) -> str | None:
     return None
 
 
-def _unpermute(weights: Any, n_head: int) -> Any:
+def unpermute(weights: Any, n_head: int) -> Any:
     dim = weights.shape[0] // n_head // 2
     w = weights.reshape(n_head, dim, 2, *weights.shape[1:])
     return w.swapaxes(2, 1).reshape(weights.shape)

@@ -67,7 +67,8 @@ def run_tui(options: TuiOptions) -> None:
 
         refuse_existing(options.output, hint=CHOOSE_ANOTHER)
     opened = open_model(options.model, batch_size=options.batch_size)
-    from guardcli.tui.app import GuardApp, ModelInfo
+    from guardcli.tui.app import GuardApp
+    from guardcli.tui.widgets import ModelInfo
 
     manifest = opened.manifest
     info = ModelInfo(name=manifest.name, precision=manifest.precision, device=opened.where)

@@ -8,6 +8,8 @@ renders as-is. A plain ``str`` would be read as Textual markup, so a prompt cont
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -48,6 +50,18 @@ def stats_text(generation: Generation | None, *, timings: bool = True) -> str:
     seconds = generation.latency_s
     speed = generation.output_tokens / seconds if seconds > 0 else 0.0
     return f"{tokens} · {seconds:.1f} s · {speed:.{1 if speed < 100 else 0}f} tokens/s"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the status bar says about the model."""
+
+    name: str
+    precision: str
+    device: str  # "cpu, 4 threads" | "cuda"
+
+    def line(self) -> str:
+        return f"{self.name} · {self.precision} · {self.device}"
 
 
 class VerdictBadges(Horizontal):
