@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from guardcli.backends.genai import DEVICES
 from guardcli.errors import GuardError
 
 
@@ -138,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, default=1024, help="generation budget per item (1024)"
     )
     parser.add_argument("--batch-size", type=int, default=8, help="items per batch (8)")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (auto)"
-    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto)")
     parser.add_argument(
         "--output",
         type=Path,

@@ -35,8 +35,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-TASKS = ("request", "completion", "response")
-
+from guardcli.core.tasks import FIELDS as TASKS
 
 # ---- worker: one engine, every batch size ----------------------------------------------------
 

@@ -34,7 +34,8 @@ def test_help_is_torch_free():
 
 
 def test_import_linter_contract():
-    """pyproject's [tool.importlinter] contract: guardcli never imports export."""
+    """pyproject's [tool.importlinter] contracts: guardcli never imports export, its core
+    imports none of io/eval/cli/tui, and its layers import only downwards."""
     lint = Path(sys.executable).parent / "lint-imports"
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=root)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from guardcli.bundles.manifest import Manifest
 from guardcli.cli.console import say
 from guardcli.cli.options import ModelOptions
-from guardcli.core.guard import Guard, GuardOptions
+
+if TYPE_CHECKING:  # the bundle and guard modules load with the model, not with --help
+    from guardcli.bundles.manifest import Manifest
+    from guardcli.core.guard import Guard, GuardOptions
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ class TaskSpec:
     def negative(self) -> Label:
         return self.labels[1]
 
+    @property
+    def judges_response(self) -> bool:
+        """Tasks 2 and 3 judge the AI's response: without one, their answer is ``None``."""
+        return self.number > 1
+
 
 _HARM = (Label.HARMFUL, Label.UNHARMFUL)
 _REFUSAL = (Label.REFUSAL, Label.COMPLIANCE)

@@ -105,9 +105,10 @@ class Triage:
         for task, pick in zip(TASKS, chosen.picks, strict=False):
             labels[task.name] = task.options[pick.index]
             scores[task.score] = pick.probs[0]
-        if not has_response:  # tasks 2 and 3 judge a response: there is none
-            for task in TASKS[1:]:
-                labels[task.name] = Label.NONE
+        if not has_response:
+            for spec in tasks.TASKS:
+                if spec.judges_response:
+                    labels[spec.field] = Label.NONE
         lines = (f"{task.lead.strip()} {_written(labels[task.name])}" for task in TASKS)
         return Verdict(
             **labels,

@@ -81,7 +81,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Mismatch:
-    task: str  # "request" | "completion" | "response"
+    task: str  # the task's field: "request" | "completion" | "response"
     gold: Label
     got: Label
 
@@ -141,13 +141,13 @@ def _field_label(name: str, value: object, field: str, has_response: bool) -> La
         raise _Bad(f"'{name}' is not a string - use a label word or null")
     word = value.strip().lower()
     if word == "none":
-        return Label.NONE if field != "request" and not has_response else None
+        return Label.NONE if by_field(field).judges_response and not has_response else None
     label = _bare(word)
     words = by_field(field).labels
     if label not in words:
         allowed = " or ".join(str(w) for w in words)
         raise _Bad(f"'{name}' is {one_line(value, 30)!r} - use {allowed} (null: not labelled)")
-    if not has_response and field != "request":
+    if not has_response and by_field(field).judges_response:
         raise _Bad(f"'{name}' labels a response, but the sample has none - fix the record")
     return label
 
@@ -163,7 +163,9 @@ def _from_answers(text: str, has_response: bool) -> Gold | None:
         if label is Label.UNKNOWN:
             labels[field] = None
         elif label is Label.NONE:
-            labels[field] = Label.NONE if field != "request" and not has_response else None
+            labels[field] = (
+                Label.NONE if by_field(field).judges_response and not has_response else None
+            )
         else:
             labels[field] = label
     return Gold(**labels)
@@ -172,7 +174,7 @@ def _from_answers(text: str, has_response: bool) -> Gold | None:
 def _from_word(label: Label, task: Task, has_response: bool) -> Gold:
     if label not in task.spec.labels:
         raise _Bad(f"label {label} does not fit the {task} task - pass the right --task")
-    if task is not Task.PROMPT and not has_response:
+    if task.spec.judges_response and not has_response:
         raise _Bad(f"a {task} label, but the sample has no response - fix the record")
     return Gold(**{task.field: label})
 
