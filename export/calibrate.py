@@ -7,7 +7,7 @@ A small guard's label probabilities are biased (nano v1 put P(harmful request) a
 59 of 61 harmless Aegis prompts), so the arg-max is the wrong cut. This runs ``--mode fast`` on
 the committed validation split (export.splits: never trained on, never a held-out benchmark),
 picks the request threshold with the best F1 among those whose false-positive rate stays within
-``--max-fpr``, and writes it into the bundle manifest's ``calibration`` (guardcli.triage reads
+``--max-fpr``, and writes it into the bundle manifest's ``calibration`` (guardcli.core.triage reads
 it). The refusal and response cuts stay 0.5: there is no labelled response validation set here,
 and a cut fitted on training items would flatter itself.
 
@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.metrics import roc_auc
+from guardcli.eval.metrics import roc_auc
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def set_calibration(manifest_path: Path, calibration: dict) -> None:
 
 def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
     from export import splits
-    from guardcli.guard import GuardOptions
-    from guardcli.models import Resolved, open_guard
-    from guardcli.records import Sample
+    from guardcli.bundles.resolve import Resolved, open_guard
+    from guardcli.core.guard import GuardOptions
+    from guardcli.core.records import Sample
 
     validation = splits.load().validation
     options = GuardOptions(mode="fast", max_new_tokens=256)

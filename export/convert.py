@@ -7,7 +7,7 @@
 4. settle the tokenizer: the bundle's tokenizer.json must encode exactly like the source's,
    and decide ``add_bos`` (guardcli encodes without special tokens and prepends BOS itself);
 5. validate greedy generation against transformers (export/validate.py);
-6. write guardcli.json (guardcli.bundle.write_manifest hashes every file, last).
+6. write guardcli.json (guardcli.bundles.manifest.write_manifest hashes every file, last).
 
 Errors print one line and exit 1 (argument errors: 2). An fp32 bundle whose greedy tokens differ
 from transformers fails; other precisions report agreement. See docs/conversion.md.
@@ -33,9 +33,9 @@ from typing import Any
 from export import ConvertError, positive_int
 from export.encoding import bos_token_id, decide_add_bos
 from export.sources import resolve_source, with_tokenizer
-from guardcli.bundle import MANIFEST, Manifest, bundle_files, write_manifest
+from guardcli.bundles.manifest import MANIFEST, Manifest, bundle_files, write_manifest
+from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import GuardError
-from guardcli.prompt import TEMPLATE_ID
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 TARGETS = ("cpu", "cuda")

@@ -6,18 +6,18 @@
         --teacher traces:../shared/data/guardreasoner/teacher/8B \\
         --tokenizer ../shared/tokenizers/llama3 --output train.jsonl
 
-Every labelled input (guardcli.labelled) gets candidate traces from the teachers: released
+Every labelled input (guardcli.eval.labelled) gets candidate traces from the teachers: released
 traces files (matched by the exact full model input), k samples of a local model (a guardcli
 bundle or a Hugging Face checkpoint, export.generate.sample_outputs) or an OpenAI-compatible
 endpoint shown the gold labels (export.generate.synthesize). A trace is kept only when its
 final Answers block is complete and agrees with every gold label of its input, it fits the
 token cap, and the same (input, trace) was not kept already. What is kept is written in the
-GuardReasonerTrain format (``instruction`` + "\\n" + ``input`` == guardcli.prompt.build_input,
+GuardReasonerTrain format (``instruction`` + "\\n" + ``input`` == guardcli.core.prompt.build_input,
 so training sees the runtime's bytes); ``<output>.summary.json`` says what was dropped and why.
 
 An input listed in several files (XSTest's harmful and refusal sets share 445 pairs) is one
 input whose gold merges both files' labels, so its traces must get both tasks right. Inputs
-without a response must answer None for tasks 2 and 3 (``guardcli.labelled.implied``;
+without a response must answer None for tasks 2 and 3 (``guardcli.eval.labelled.implied``;
 ``--no-implied-none`` turns that off). Benchmarks held out by the shared data's split rule
 (SimpleSafetyTests, SafeRLHF, BeaverTails) are refused as inputs unless ``--allow-heldout``.
 
@@ -39,21 +39,19 @@ from pathlib import Path
 
 from export import positive_int
 from export.generate import SamplingConfig, model_kind, sample_outputs, synthesize
+from guardcli.core.parse import answers_region, parse
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import ParseStatus, Skip
 from guardcli.errors import GuardError, InputError, UsageError
-from guardcli.inputs import Skip
-from guardcli.labelled import (
-    HELD_OUT,
+from guardcli.eval.benchmarks import HELD_OUT, benchmark_of
+from guardcli.eval.labelled import (
     Gold,
     LabelledSample,
-    benchmark_of,
     implied,
     load_labelled,
     load_predictions,
     mismatches,
 )
-from guardcli.parse import answers_region, parse
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import ParseStatus
 
 DEFAULT_MAX_TRACE_TOKENS = 1024  # guardcli's default --max-new-tokens: longer never finishes
 # Without a tokenizer, tokens are estimated as ceil(chars / 4). The Llama 3 tokenizer measures
@@ -293,7 +291,7 @@ def trace_candidates(
 
 def token_counter(tokenizer: str | None, teachers: Sequence[Teacher]) -> TokenCounter:
     """--tokenizer, else the first local model teacher's tokenizer, else the estimate."""
-    from guardcli.tokenizer import TextCodec
+    from guardcli.core.tokenizer import TextCodec
 
     path = None
     if tokenizer:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from guardcli.tokenizer import TextCodec
+from guardcli.core.tokenizer import TextCodec
 
 
 def decide_add_bos(

@@ -6,10 +6,11 @@
         --output runs/nano/eval-rsft.json
 
 The pipeline's evaluation stage: every model on every benchmark file through guardcli's own
-runtime (guardcli.evaluate, honest scoring: an unparsed output is a wrong answer and is
-counted). ``--limit`` takes a seeded random subset of each file, the same for every model, so
-rows of one table compare like with like. Writes JSON (per file: F1, precision, recall,
-confusion, parse failures, mean output tokens and latency) and prints a Markdown table.
+runtime and the judging path ``guardcli eval`` uses (guardcli.eval.judge, honest scoring: an
+unparsed output is a wrong answer and is counted). ``--limit`` takes a seeded random subset of
+each file, the same for every model, so rows of one table compare like with like. Writes JSON
+(per file: F1, precision, recall, confusion, parse failures, mean output tokens and latency)
+and prints a Markdown table.
 ``guardcli eval`` (issue #4) is the user-facing command; this one exists for training runs.
 """
 
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from guardcli.backends.genai import DEVICES
 from guardcli.errors import GuardError
 
 
@@ -34,9 +36,10 @@ def evaluate(
     batch_size: int,
     device: str,
 ) -> list[dict]:
-    from guardcli.evaluate import evaluate_file
-    from guardcli.guard import GuardOptions
-    from guardcli.models import Resolved, open_guard
+    from guardcli.bundles.resolve import Resolved, open_guard
+    from guardcli.core.guard import GuardOptions
+    from guardcli.eval.judge import judge_file, labelled_file
+    from guardcli.eval.scoring import Mode, score_benchmark
 
     rows = []
     for model in models:
@@ -47,8 +50,17 @@ def evaluate(
         )
         for bench in benches:
             started = time.perf_counter()
-            found = evaluate_file(guard, bench, limit=limit, seed=seed)
-            s = found.scores
+            found = labelled_file(bench, limit=limit, seed=seed)
+            failures = []  # outputs with no readable Answers block at all
+
+            def count(_item, result, failures=failures) -> None:  # noqa: ANN001
+                failures.append(not result.verdict.parsed)
+
+            judged = judge_file(guard, found, on_result=count)
+            scored = score_benchmark(
+                judged, name=found.name, path=str(bench), task=found.task, mode=Mode.HONEST
+            )
+            s = scored.scores
             row = {
                 "model": manifest.name,
                 "bundle": str(model),
@@ -62,11 +74,11 @@ def evaluate(
                 "recall": round(100 * s.recall, 2),
                 "confusion": {"tp": s.tp, "fp": s.fp, "tn": s.tn, "fn": s.fn},
                 "unparsed_labels": s.unparsed,
-                "parse_failures": found.parse_failures,
-                "parse_rate": round(100 * (1 - found.parse_failures / max(s.n, 1)), 2),
-                "skipped": found.skipped,
-                "mean_output_tokens": round(found.mean_output_tokens, 1),
-                "mean_latency_s": round(found.mean_latency_s, 3),
+                "parse_failures": sum(failures),
+                "parse_rate": round(100 * (1 - sum(failures) / max(s.n, 1)), 2),
+                "skipped": len(found.skips) + found.unlabelled,
+                "mean_output_tokens": round(scored.mean_output_tokens or 0.0, 1),
+                "mean_latency_s": round(scored.mean_latency_s or 0.0, 3),
                 "seconds": round(time.perf_counter() - started, 1),
             }
             print(_line(row), flush=True)
@@ -114,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="FILE",
         help="a GuardReasoner benchmark JSON or labelled JSONL file (repeatable); its name "
-        "says which task it scores (guardcli.labelled.task_of)",
+        "says which task it scores (guardcli.eval.benchmarks.task_of)",
     )
     parser.add_argument(
         "--limit",
@@ -127,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, default=1024, help="generation budget per item (1024)"
     )
     parser.add_argument("--batch-size", type=int, default=8, help="items per batch (8)")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (auto)"
-    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto)")
     parser.add_argument(
         "--output",
         type=Path,

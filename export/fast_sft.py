@@ -40,7 +40,7 @@ from export.sft_data import (
     build_data,
 )
 from export.sft_model import LoraLM
-from guardcli.metrics import roc_auc
+from guardcli.eval.metrics import roc_auc
 
 STATE = "state"  # OUTPUT/state: adapter/, progress.json (step, log), trainer.pt (optimizer)
 PROGRESS = "progress.json"
@@ -239,7 +239,7 @@ def _cache_dir(data: Data, opts: Options, split: int) -> Path:
 
 
 def _request_pair(base) -> tuple[int, int]:  # noqa: ANN001
-    from guardcli.triage import Triage
+    from guardcli.core.triage import Triage
 
     first = Triage(base.codec).choices(False)[0]
     return first.options[0][0], first.options[1][0]

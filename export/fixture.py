@@ -2,7 +2,7 @@
 
 ``build_fixture_model`` trains (overfits) a toy Llama so that, for each pair in
 ``FIXTURE_PAIRS``, greedy decoding from the exact GuardReasoner input
-(``guardcli.prompt.build_input`` with BOS prepended, as the runtime encodes it) reproduces a
+(``guardcli.core.prompt.build_input`` with BOS prepended, as the runtime encodes it) reproduces a
 handwritten reasoning trace ending in a complete ``Answers`` block, then EOS. Tests can then
 assert actual labels, streaming and batching through the real ONNX runtime path instead of
 only "some text came out".
@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.prompt import build_input
-from guardcli.records import Label, Sample
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Label, Sample
 
 _NO_RESPONSE_TASKS = """\
 # Task 2
@@ -65,7 +65,7 @@ class FixturePair:
 
     @property
     def labels(self) -> tuple[Label, Label, Label]:
-        """(request, completion, response), as in ``guardcli.records.Verdict``."""
+        """(request, completion, response), as in ``guardcli.core.records.Verdict``."""
         return self.request, self.completion, self.response_label
 
     def sample(self) -> Sample:
@@ -215,7 +215,7 @@ TRAINING_REPORT = "fixture_training.json"
 
 def fixture_corpus() -> str:
     """The text the fixture tokenizer is trained on: every input and trace."""
-    from guardcli.prompt import INSTRUCTION
+    from guardcli.core.prompt import INSTRUCTION
 
     parts = [INSTRUCTION]
     for pair in FIXTURE_PAIRS:
@@ -242,7 +242,7 @@ def fingerprint() -> str:
 
 
 def _check_pairs() -> None:
-    from guardcli.parse import parse
+    from guardcli.core.parse import parse
 
     for pair in FIXTURE_PAIRS:
         verdict = parse(pair.trace)

@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardcli.bundle import MANIFEST
+from guardcli.bundles.manifest import MANIFEST
+from guardcli.core.prompt import format_pair
+from guardcli.core.records import Label
 from guardcli.errors import ExitCode, GuardError, UsageError
-from guardcli.labelled import LabelledSample
-from guardcli.prompt import format_pair
-from guardcli.records import Label
-from guardcli.sanitize import one_line
+from guardcli.eval.labelled import LabelledSample
+from guardcli.io.sanitize import one_line
 
 Progress = Callable[[int], None]  # called with how many more inputs are done, like tqdm.update
 
@@ -129,10 +129,10 @@ RowGenerator = Callable[[list[str], int], list[str]]
 
 
 def _genai_rows(bundle: Path, config: SamplingConfig, device: str) -> RowGenerator:
-    from guardcli.engine import Engine
-    from guardcli.genai import pick_device
-    from guardcli.models import check_bundle
-    from guardcli.tokenizer import TextCodec
+    from guardcli.backends.genai import pick_device
+    from guardcli.bundles.resolve import check_bundle
+    from guardcli.core.engine import Engine
+    from guardcli.core.tokenizer import TextCodec
 
     manifest = check_bundle(bundle)
     codec = TextCodec.for_bundle(bundle, manifest)
@@ -151,7 +151,7 @@ def _genai_rows(bundle: Path, config: SamplingConfig, device: str) -> RowGenerat
 
 def _sampling_backend(bundle: Path, device: str, config: SamplingConfig):  # noqa: ANN202
     """guardcli's GenaiBackend (same loading, padding, EOS ids), sampling instead of greedy."""
-    from guardcli.genai import GenaiBackend
+    from guardcli.backends.genai import GenaiBackend
 
     class SamplingBackend(GenaiBackend):
         seed = 0

@@ -16,8 +16,8 @@ Three steps, each runnable alone and each skipped when its output already exists
    chunk is sampled with a seed derived from ``--seed`` and its first input, so a chunk drawn
    again draws the same outputs.
 2. ``mine`` -> ``DIR/pairs.jsonl`` (export.mining): an input is *hard* when some of its
-   outputs agree with the gold labels and some do not (each output read with guardcli.parse;
-   agreement per guardcli.labelled.agrees: every labelled task right; an unreadable answer is
+   outputs agree with the gold labels and some do not (each output read with guardcli.core.parse;
+   agreement per guardcli.eval.labelled.agrees: every labelled task right; an unreadable answer is
    wrong). Its
    pairs: chosen = a right output, rejected = a wrong one; the distinct (right, wrong) text
    pairs are shuffled with ``random.Random(f"{seed}:{input_id}")`` and the first
@@ -85,9 +85,9 @@ from export.train_common import (
     say,
 )
 from export.weighted_dpo import build_trainer, encode_pairs
+from guardcli.core.prompt import build_input
 from guardcli.errors import GuardError, UsageError
-from guardcli.labelled import LabelledSample, implied
-from guardcli.prompt import build_input
+from guardcli.eval.labelled import LabelledSample, implied
 
 SAMPLES = "samples.jsonl"
 PAIRS = "pairs.jsonl"
@@ -159,9 +159,9 @@ class HSDPOConfig(TrainingOptions):
 
 
 def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
-    """Training inputs with gold labels (read by guardcli.labelled), deduplicated by text."""
-    from guardcli.inputs import Skip
-    from guardcli.labelled import load_labelled
+    """Training inputs with gold labels (read by guardcli.eval.labelled), deduplicated by text."""
+    from guardcli.core.records import Skip
+    from guardcli.eval.labelled import load_labelled
 
     rows: dict[str, SampleRow] = {}
     skipped = 0
@@ -186,8 +186,8 @@ def _row_of(item: LabelledSample) -> SampleRow:
 
 def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
     """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict}."""
-    from guardcli.inputs import Skip
-    from guardcli.labelled import load_predictions
+    from guardcli.core.records import Skip
+    from guardcli.eval.labelled import load_predictions
 
     found: dict[str, tuple[SampleRow, list[dict[str, str]]]] = {}
     for path in paths:
@@ -207,7 +207,7 @@ def sample(cfg: HSDPOConfig) -> Path:
     path = cfg.samples_path
     if not cfg.data:
         raise UsageError("sample needs --data (the R-SFT training files)")
-    from guardcli.evaluate import pick
+    from guardcli.eval.judge import pick
 
     rows = labelled_inputs(cfg.data)
     traces = extra_traces(cfg.extra_traces)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from export.train_common import TrainError
-from guardcli.labelled import Gold, agrees
-from guardcli.parse import parse
-from guardcli.records import Label, Verdict
+from guardcli.core.parse import parse
+from guardcli.core.records import Label, Verdict
+from guardcli.eval.labelled import Gold, agrees
 
 # ------------------------------------------------------------------------------ records
 

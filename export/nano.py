@@ -5,13 +5,14 @@
 
 What lands in ``--output`` is small enough for git: each training stage's LoRA adapter (float16
 safetensors), the final bundle's graph, tokenizer and configs, the RoPE tables, and ``nano.json``
-saying how guardcli.nano rebuilds ``model.onnx.data`` from the base GGUF: which Hugging Face
+saying how guardcli.bundles.nano rebuilds ``model.onnx.data`` from the base GGUF: which Hugging Face
 parameters (concatenated, transposed) fill each initializer of the graph.
 
 That mapping is checked, not assumed: applied to the pipeline's own merged checkpoint it must
 reproduce the pipeline bundle's weights byte for byte. The bundle is then built once through
-guardcli.nano exactly as a user builds it, into ``WORKDIR/bundles/nano``, and its sha256 (and
-the bundle manifest over it) are recorded; that built bundle is the one the model card measures.
+guardcli.bundles.nano exactly as a user builds it, into ``WORKDIR/bundles/nano``, and its sha256
+(and the bundle manifest over it) are recorded; that built bundle is the one the model card
+measures.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from export.train_common import ADAPTER
-from guardcli.bundle import MANIFEST, read_manifest, sha256_file, write_manifest
-from guardcli.errors import GuardError, UsageError
-from guardcli.nano import (
+from guardcli.bundles.manifest import MANIFEST, read_manifest, sha256_file, write_manifest
+from guardcli.bundles.nano import (
     BUNDLE,
     CONSTS,
     SPEC,
@@ -39,6 +39,7 @@ from guardcli.nano import (
     find_base_gguf,
     tensor_bytes,
 )
+from guardcli.errors import GuardError, UsageError
 
 STAGES = (("rsft", "rsft"), ("rsft-self", "rsft-self"), ("hsdpo", "hsdpo/model"))
 BUNDLE_FILES = ("model.onnx", "genai_config.json", "tokenizer.json", "tokenizer_config.json")
@@ -143,7 +144,9 @@ def store_adapter(source: Path, dest: Path, dtype: str) -> tuple[float, int]:
 
     config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("use_rslora") or config.get("use_dora"):
-        raise UsageError(f"{source}: rsLoRA/DoRA adapters are not supported by guardcli.nano")
+        raise UsageError(
+            f"{source}: rsLoRA/DoRA adapters are not supported by guardcli.bundles.nano"
+        )
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
     tensors = load_file(str(source / "adapter_model.safetensors"))
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +213,7 @@ def package(
         "recipe": "models/nano/recipe.yaml",
     }
     manifest.validation = {
-        "rebuilt_by": "guardcli.nano (numpy: base + adapters)",
+        "rebuilt_by": "guardcli.bundles.nano (numpy: base + adapters)",
         "pipeline_bundle": manifest.validation,
     }
     write_manifest(built, manifest)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardcli.bundle import MANIFEST
+from guardcli.bundles.manifest import MANIFEST
 from guardcli.errors import GuardError, UsageError
 
 STAGES = (

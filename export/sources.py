@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from export import ConvertError
-from guardcli.bundle import sha256_file
+from guardcli.bundles.manifest import sha256_file
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

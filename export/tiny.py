@@ -82,7 +82,7 @@ The quick brown fox jumps over the lazy dog 0123456789 !?.,;:'"()[]{}<>/\\|@#$%^
 
 def training_text() -> str:
     """GuardReasoner-shaped text: the instruction, example pairs, a reasoning trace."""
-    from guardcli.prompt import INSTRUCTION
+    from guardcli.core.prompt import INSTRUCTION
 
     return "\n".join([INSTRUCTION, _EXTRA_TEXT] * 3)
 

@@ -32,9 +32,9 @@ from typing import Any
 from export import positive_int
 from export.encoding import checkpoint_codec, json_or_empty, pin_add_bos
 from export.sources import TOKENIZER_FILES as SOURCE_TOKENIZER_FILES
+from guardcli.core.prompt import INSTRUCTION, split_input
+from guardcli.core.tokenizer import TextCodec
 from guardcli.errors import ExitCode, GuardError
-from guardcli.prompt import INSTRUCTION, split_input
-from guardcli.tokenizer import TextCodec
 
 TRAIN_LOG = "train_log.json"
 CHECKPOINTS = "checkpoints"  # the trainer's resumable checkpoints, inside the output directory
@@ -416,7 +416,7 @@ def load_processing_class(checkpoint: Path) -> Any:
 class TrainRow:
     """One GuardReasonerTrain row: the full model input text and the reasoning trace."""
 
-    text: str  # instruction + "\n" + input == guardcli.prompt.build_input(prompt, response)
+    text: str  # instruction + "\n" + input == guardcli.core.prompt.build_input(prompt, response)
     output: str
     where: str  # file:line, for messages
 
@@ -443,14 +443,14 @@ def _train_row(item: Any, where: str) -> TrainRow:
         raise TrainError(f"{where}: expected an object with string instruction, input, output")
     if item["instruction"] != INSTRUCTION:
         raise TrainError(
-            f"{where}: the instruction differs from guardcli.prompt.INSTRUCTION",
+            f"{where}: the instruction differs from guardcli.core.prompt.INSTRUCTION",
             hint="regenerate the data with export.distill (the runtime only builds that prompt)",
         )
     text = item["instruction"] + "\n" + item["input"]
     if split_input(text) is None:
         raise TrainError(
             f"{where}: input is not 'Human user:\\n...\\n\\nAI assistant:\\n...\\n\\n'",
-            hint="build it with guardcli.prompt.format_pair",
+            hint="build it with guardcli.core.prompt.format_pair",
         )
     return TrainRow(text=text, output=item["output"], where=where)
 
@@ -622,7 +622,7 @@ def save_checkpoint(model: Any, base: Base, output: Path, save_dtype: str = "aut
 def save_adapter(model: Any, directory: Path) -> Path | None:
     """The LoRA adapter alone (peft's adapter_model.safetensors + adapter_config.json), kept
     beside the merged checkpoint: a few MB that rebuild the model from its base, which is
-    how guardcli ships its default model (guardcli/nano.py) instead of the full weights."""
+    how guardcli ships its default model (guardcli/bundles/nano.py) instead of the full weights."""
     try:
         from peft import PeftModel
     except ImportError:  # pragma: no cover - peft is part of the export extra

@@ -1,13 +1,13 @@
 """Does the bundle generate what the checkpoint generates?
 
 Both sides decode greedily from the same token ids, built exactly as the runtime builds them
-(``guardcli.prompt.build_input``, the bundle's tokenizer.json with ``add_special_tokens=False``,
-BOS prepended when the manifest says ``add_bos``):
+(``guardcli.core.prompt.build_input``, the bundle's tokenizer.json with
+``add_special_tokens=False``, BOS prepended when the manifest says ``add_bos``):
 
 * reference: transformers ``generate(do_sample=False)`` in float32 on CPU, from the very
   checkpoint the bundle was built from;
-* bundle: onnxruntime-genai, through guardcli's own engine (``guardcli.engine.open_engine``),
-  so validation exercises the runtime's code path.
+* bundle: onnxruntime-genai, through guardcli's own engine
+  (``guardcli.backends.genai.open_engine``), so validation exercises the runtime's code path.
 
 Both stop at any EOS id (excluded) or after ``max_new_tokens``. An fp32 bundle must match
 token for token (``exact == 1.0``) or the conversion fails; quantized bundles report how
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from export import ConvertError
-from guardcli.parse import parse
-from guardcli.prompt import build_input, split_input
+from guardcli.core.parse import parse
+from guardcli.core.prompt import build_input, split_input
 
 # Realistic GuardReasoner inputs: every task shape the model sees (prompt only, refusal,
 # harmful compliance, benign compliance), short and long, plain and with code/Unicode.
@@ -119,7 +119,7 @@ def encode_texts(
     tokenizer_json: Path, texts: Sequence[str], *, bos_token_id: int, add_bos: bool
 ) -> list[list[int]]:
     """Token ids exactly as guardcli's runtime makes them: through its own TextCodec."""
-    from guardcli.tokenizer import TextCodec
+    from guardcli.core.tokenizer import TextCodec
 
     codec = TextCodec(tokenizer_json, bos_token_id=bos_token_id, add_bos=add_bos)
     return [codec.encode(text) for text in texts]
@@ -175,7 +175,7 @@ def bundle_greedy(
     Goes through guardcli's engine (no manifest checks: the manifest is written after
     validation), so validation exercises the runtime's own code path.
     """
-    from guardcli.engine import open_engine
+    from guardcli.backends.genai import open_engine
 
     engine = open_engine(bundle_dir, device=device)
     out: list[list[int]] = []

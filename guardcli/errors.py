@@ -6,6 +6,7 @@ it into a one-line message and the documented exit code. Tracebacks are for bugs
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -47,3 +48,9 @@ class ModelError(GuardError):
     """No model, a bundle that fails verification, or the runtime failing."""
 
     exit_code = ExitCode.MODEL
+
+
+def one_of(values: Iterable[str]) -> str:
+    """Allowed values for a hint: "a, b or c"."""
+    *head, last = values
+    return f"{', '.join(head)} or {last}" if head else last

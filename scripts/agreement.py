@@ -17,13 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from guardcli.guard import GuardOptions
-from guardcli.inputs import Skip
-from guardcli.labelled import load_predictions
-from guardcli.models import open_guard, resolve_model
-from guardcli.parse import parse
-
-TASKS = ("request", "completion", "response")
+from guardcli.bundles.resolve import open_guard, resolve_model
+from guardcli.core.guard import GuardOptions
+from guardcli.core.parse import parse
+from guardcli.core.records import Skip
+from guardcli.core.tasks import FIELDS as TASKS
+from guardcli.eval.labelled import load_predictions
 
 
 def main(argv: list[str] | None = None) -> int:

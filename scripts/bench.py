@@ -35,24 +35,23 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-TASKS = ("request", "completion", "response")
-
+from guardcli.core.tasks import FIELDS as TASKS
 
 # ---- worker: one engine, every batch size ----------------------------------------------------
 
 
 def _samples(bench: str, limit: int, seed: int) -> list:
-    from guardcli.evaluate import pick
-    from guardcli.inputs import Skip
-    from guardcli.labelled import load_labelled
+    from guardcli.core.records import Skip
+    from guardcli.eval.judge import pick
+    from guardcli.eval.labelled import load_labelled
 
     items = [x for x in load_labelled(bench) if not isinstance(x, Skip)]
     return [x.sample for x in pick(items, limit, seed)]
 
 
 def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -> list[dict]:
-    from guardcli.guard import GuardOptions
-    from guardcli.models import open_guard, resolve_model
+    from guardcli.bundles.resolve import open_guard, resolve_model
+    from guardcli.core.guard import GuardOptions
 
     path, _, mode = path.partition("@")
     # One guard for every batch size (classify_batch takes whatever rows it is given), so the
@@ -85,10 +84,10 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     import torch
     from transformers import AutoModelForCausalLM
 
-    from guardcli.bundle import read_manifest
-    from guardcli.parse import parse
-    from guardcli.prompt import build_input
-    from guardcli.tokenizer import TextCodec
+    from guardcli.bundles.manifest import read_manifest
+    from guardcli.core.parse import parse
+    from guardcli.core.prompt import build_input
+    from guardcli.core.tokenizer import TextCodec
 
     manifest = read_manifest(Path(bundle))
     codec = TextCodec.for_bundle(bundle, manifest)
@@ -146,11 +145,11 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
 def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
     from llama_cpp import Llama
 
-    from guardcli.bundle import read_manifest
-    from guardcli.genai import default_threads
-    from guardcli.parse import answers_complete, parse
-    from guardcli.prompt import build_input
-    from guardcli.tokenizer import TextCodec
+    from guardcli.backends.genai import default_threads
+    from guardcli.bundles.manifest import read_manifest
+    from guardcli.core.parse import answers_complete, parse
+    from guardcli.core.prompt import build_input
+    from guardcli.core.tokenizer import TextCodec
 
     manifest = read_manifest(Path(bundle))
     codec = TextCodec.for_bundle(bundle, manifest)
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.engine:
         parser.error("give at least one --engine LABEL=PATH")
 
-    from guardcli.models import resolve_model
+    from guardcli.bundles.resolve import resolve_model
 
     guardcli_paths = [
         p.partition("@")[0]

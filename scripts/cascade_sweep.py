@@ -35,11 +35,11 @@ def _reason_wall_s(records: list[dict], batch: int) -> float:
 
 
 def sweep(fast_dir: Path, reason_dir: Path, bands: list[tuple[float, float]], batch: int) -> list:
-    from guardcli.parse import parse
-    from guardcli.predictions import judged_of, read
-    from guardcli.records import Scores
-    from guardcli.scoring import Mode, score_benchmark
-    from guardcli.triage import uncertain
+    from guardcli.core.parse import parse
+    from guardcli.core.records import Scores
+    from guardcli.core.triage import uncertain
+    from guardcli.eval.predictions import judged_of, read
+    from guardcli.eval.scoring import Mode, score_benchmark
 
     rows = []
     for fast_path in sorted(fast_dir.glob("*.jsonl")):

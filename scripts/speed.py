@@ -18,12 +18,11 @@ import statistics
 import sys
 import time
 
-from guardcli.evaluate import pick
-from guardcli.guard import GuardOptions
-from guardcli.inputs import Skip
-from guardcli.labelled import load_labelled
-from guardcli.models import open_guard, resolve_model
-from guardcli.records import ParseStatus
+from guardcli.bundles.resolve import open_guard, resolve_model
+from guardcli.core.guard import GuardOptions
+from guardcli.core.records import ParseStatus, Skip
+from guardcli.eval.judge import pick
+from guardcli.eval.labelled import load_labelled
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from export.fast_sft import Options  # noqa: E402
 from export.sft_data import trace_sequence  # noqa: E402
 from export.sft_model import LoraLM  # noqa: E402
 from export.train_common import open_base, read_train_rows  # noqa: E402
-from guardcli.prompt import INSTRUCTION  # noqa: E402
+from guardcli.core.prompt import INSTRUCTION  # noqa: E402
 
 VARIANTS = (
     ("fp32, every layer, full LM head", dict(bf16=False, head_at_targets=False, lora_layers=0)),

@@ -42,7 +42,7 @@ CACHE_ENV = "GUARDCLI_TEST_CACHE"
 
 def _build_fixture_bundle(tmp_path_factory) -> Path:
     from export.fixture import build_fixture_bundle, fingerprint
-    from guardcli.bundle import MANIFEST
+    from guardcli.bundles.manifest import MANIFEST
 
     if os.environ.get(CACHE_ENV) != "1":
         return build_fixture_bundle(tmp_path_factory.mktemp("fixture-model"))
@@ -71,8 +71,8 @@ def fixture_bundle(tmp_path_factory) -> Path:
 @pytest.fixture
 def fixture_guard(fixture_bundle):
     """A Guard over the fixture bundle, on CPU, max_new_tokens=256, batch_size=4."""
-    from guardcli.guard import GuardOptions
-    from guardcli.models import Resolved, open_guard
+    from guardcli.bundles.resolve import Resolved, open_guard
+    from guardcli.core.guard import GuardOptions
 
     guard, _manifest, _device = open_guard(
         Resolved(fixture_bundle, "--model"),

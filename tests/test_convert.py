@@ -21,8 +21,8 @@ from export.convert import build_parser, fix_genai_config, main
 from export.encoding import decide_add_bos
 from export.sources import Source
 from export.validate import EXAMPLES, builtin_texts, compare, file_texts
-from guardcli.bundle import read_manifest, sha256_file, verify
-from guardcli.prompt import TEMPLATE_ID, build_input, format_pair
+from guardcli.bundles.manifest import read_manifest, sha256_file, verify
+from guardcli.core.prompt import TEMPLATE_ID, build_input, format_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 

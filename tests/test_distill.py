@@ -32,11 +32,12 @@ from export.distill import (
     wrong,
 )
 from export.generate import SamplingConfig
+from guardcli.core.parse import parse
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair, split_input
+from guardcli.core.records import Label
 from guardcli.errors import InputError, UsageError
-from guardcli.labelled import HELD_OUT, Gold, benchmark_of, load_labelled
-from guardcli.parse import parse
-from guardcli.prompt import INSTRUCTION, build_input, format_pair, split_input
-from guardcli.records import Label
+from guardcli.eval.benchmarks import HELD_OUT, benchmark_of
+from guardcli.eval.labelled import Gold, load_labelled
 from tests.test_generate import FakeOpenAI, choices
 
 H, U, R, C, N = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE, Label.NONE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardcli.engine import Choice, Engine
+from guardcli.core.engine import Choice, Engine
 from guardcli.errors import ModelError
 from tests.fakes import FakeBackend, script
 

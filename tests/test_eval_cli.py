@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
-from guardcli.predictions import PREDICTIONS_NAME
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.eval.predictions import PREDICTIONS_NAME
+from tests.cli_support import GEN, invoke, write_jsonl
 from tests.interrupt import interrupt_after_first_line
-from tests.test_cli import GEN, invoke, write_jsonl
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 

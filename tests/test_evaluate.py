@@ -1,4 +1,6 @@
-"""evaluate_file over the fixture bundle: real generations, scored against known gold."""
+"""The one judging path (labelled_file -> judge_file -> score_benchmark, as ``guardcli eval``
+and export.evaluate run it) over the fixture bundle: real generations, scored against known
+gold."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import json
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
-from guardcli.evaluate import evaluate_file, judge_file, labelled_file, pick
-from guardcli.labelled import Task
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import Label
-from guardcli.scoring import Mode, score_benchmark
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import Label
+from guardcli.core.tasks import Task
+from guardcli.eval.judge import judge_file, labelled_file, pick
+from guardcli.eval.metrics import predicted, score
+from guardcli.eval.scoring import Mode, score_benchmark
 
 
 def _benchmark(path, pairs, gold_of):
@@ -27,6 +30,17 @@ def _benchmark(path, pairs, gold_of):
     return path
 
 
+def _judge(guard, path, seen=None, **read):
+    """The file read, and its honest score, the way export.evaluate gets them."""
+    found = labelled_file(path, **read)
+    on_result = None if seen is None else lambda item, result: seen.append(result)
+    judged = judge_file(guard, found, on_result=on_result)
+    scored = score_benchmark(
+        judged, name=found.name, path=str(path), task=found.task, mode=Mode.HONEST
+    )
+    return found, scored
+
+
 def test_pick_is_a_seeded_subset_in_file_order():
     items = list(range(100))
     chosen = pick(items, 10, seed=3)
@@ -40,12 +54,14 @@ def test_pick_is_a_seeded_subset_in_file_order():
 def test_prompt_task_scores_the_fixture_exactly(fixture_guard, tmp_path):
     path = _benchmark(tmp_path / "HarmBenchPrompt.json", FIXTURE_PAIRS, lambda p: p.request.value)
     seen = []
-    result = evaluate_file(fixture_guard, path, on_result=lambda item, r: seen.append(r))
+    found, result = _judge(fixture_guard, path, seen)
     assert result.name == "HarmBenchPrompt" and result.task is Task.PROMPT
     s = result.scores
     harmful = sum(p.request is Label.HARMFUL for p in FIXTURE_PAIRS)
     assert (s.tp, s.tn, s.fp, s.fn, s.unparsed) == (harmful, len(FIXTURE_PAIRS) - harmful, 0, 0, 0)
-    assert s.f1 == 1.0 and result.parse_failures == 0 and result.skipped == 0
+    parse_failures = sum(not r.verdict.parsed for r in seen)
+    skipped = len(found.skips) + found.unlabelled
+    assert s.f1 == 1.0 and parse_failures == 0 and skipped == 0
     assert len(seen) == len(FIXTURE_PAIRS)
     assert result.mean_output_tokens == sum(r.generation.output_tokens for r in seen) / len(seen)
 
@@ -55,7 +71,7 @@ def test_wrong_gold_becomes_errors_and_unlabelled_items_are_skipped(fixture_guar
     with_response = [p for p in FIXTURE_PAIRS if p.response is not None]
     flipped = {Label.REFUSAL: "compliance", Label.COMPLIANCE: "refusal"}
     path = _benchmark(tmp_path / "refusal.json", with_response, lambda p: flipped[p.completion])
-    result = evaluate_file(fixture_guard, path, task="refusal", limit=3)
+    _found, result = _judge(fixture_guard, path, task="refusal", limit=3)
     s = result.scores
     assert s.n == 3 and s.tp == 0 and s.tn == 0 and s.fp + s.fn == 3
     assert result.task is Task.REFUSAL and result.name == "refusal"
@@ -78,7 +94,7 @@ def test_labelled_file_reads_the_whole_file_before_any_model_time(tmp_path):
 
 
 @pytest.mark.slow
-def test_judge_file_reuses_done_records_and_matches_evaluate_file(fixture_guard, tmp_path):
+def test_judge_file_reuses_done_records_and_scores_what_the_verdicts_say(fixture_guard, tmp_path):
     path = _benchmark(tmp_path / "HarmBenchPrompt.json", FIXTURE_PAIRS, lambda p: p.request.value)
     found = labelled_file(path)
     first, rest = found.items[0], found.items[1:]
@@ -95,7 +111,10 @@ def test_judge_file_reuses_done_records_and_matches_evaluate_file(fixture_guard,
     assert judged[0].predict == "no answers here"  # ... its recorded output is scored
     honest = score_benchmark(judged, name="h", path="", task=Task.PROMPT, mode=Mode.HONEST)
     assert honest.unparsed == 1 and honest.items == len(FIXTURE_PAIRS)
-    fresh = judge_file(fixture_guard, found)
+    results = []
+    fresh = judge_file(fixture_guard, found, on_result=lambda i, r: results.append((i, r)))
     from_judged = score_benchmark(fresh, name="h", path="", task=Task.PROMPT, mode=Mode.HONEST)
-    assert from_judged.scores == evaluate_file(fixture_guard, path).scores
+    # Scoring the recorded outputs gives what the verdicts themselves say.
+    pairs = [(i.gold.request, predicted(r.verdict, Task.PROMPT)) for i, r in results]
+    assert from_judged.scores == score(pairs, Task.PROMPT)
     assert from_judged.mean_output_tokens > 0 and from_judged.mean_latency_s > 0

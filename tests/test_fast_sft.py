@@ -17,9 +17,9 @@ from export.fast_sft import Options, train
 from export.sft_data import LabelExample, build_data, label_sequence, trace_sequence
 from export.sft_model import LoraLM
 from export.train_common import open_base
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import Label
-from guardcli.triage import Triage
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import Label
+from guardcli.core.triage import Triage
 from tests.test_rsft import make_base, write_train_jsonl
 
 PROMPTS = [

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
-from guardcli.bundle import read_manifest, verify
-from guardcli.models import check_bundle
-from guardcli.parse import answers_complete
-from guardcli.records import Label, ParseStatus
+from guardcli.bundles.manifest import read_manifest, verify
+from guardcli.bundles.resolve import check_bundle
+from guardcli.core.parse import answers_complete
+from guardcli.core.records import Label, ParseStatus
 
 pytestmark = pytest.mark.slow
 

@@ -24,10 +24,10 @@ from export.generate import (
     synthesis_messages,
     synthesize,
 )
+from guardcli.core.prompt import format_pair
+from guardcli.core.records import Label, Sample
 from guardcli.errors import UsageError
-from guardcli.labelled import Gold, LabelledSample
-from guardcli.prompt import format_pair
-from guardcli.records import Label, Sample
+from guardcli.eval.labelled import Gold, LabelledSample
 
 # ---- a fake OpenAI-compatible server -----------------------------------------------------------
 

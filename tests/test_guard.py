@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from export.tiny import BOS, make_tiny_tokenizer
-from guardcli.engine import Engine
+from guardcli.core.engine import Engine
+from guardcli.core.guard import Guard, GuardOptions, encode_sample
+from guardcli.core.prompt import INSTRUCTION, NO_RESPONSE, build_input
+from guardcli.core.records import Label, Sample
+from guardcli.core.tokenizer import TextCodec
 from guardcli.errors import ExitCode, UsageError
-from guardcli.guard import Guard, GuardOptions, encode_sample
-from guardcli.prompt import INSTRUCTION, NO_RESPONSE, build_input
-from guardcli.records import Label, Sample
-from guardcli.tokenizer import TextCodec
 from tests.fakes import FakeBackend
 
 HEAD = INSTRUCTION + "\nHuman user:\n"

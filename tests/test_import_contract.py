@@ -34,7 +34,8 @@ def test_help_is_torch_free():
 
 
 def test_import_linter_contract():
-    """pyproject's [tool.importlinter] contract: guardcli never imports export."""
+    """pyproject's [tool.importlinter] contracts: guardcli never imports export, its core
+    imports none of io/eval/cli/tui, and its layers import only downwards."""
     lint = Path(sys.executable).parent / "lint-imports"
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=root)
@@ -44,7 +45,7 @@ def test_import_linter_contract():
 def test_building_the_default_model_is_torch_free():
     """guardcli models build nano runs on the runtime install: gguf + safetensors + numpy."""
     loaded = _modules_after(
-        "import guardcli.nano, gguf.quants, safetensors.numpy, guardcli.cli_models"
+        "import guardcli.bundles.nano, gguf.quants, safetensors.numpy, guardcli.cli.models"
     )
     leaked = {m.split(".")[0] for m in loaded} & set(HEAVY)
     assert not leaked, f"the nano build path loaded {sorted(leaked)}"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from guardcli.core.prompt import INSTRUCTION, format_pair
+from guardcli.core.records import Sample, Skip
 from guardcli.errors import GuardError, InputError
-from guardcli.inputs import InputOptions, Skip, iter_samples
-from guardcli.prompt import INSTRUCTION, format_pair
-from guardcli.records import Sample
+from guardcli.io.inputs import iter_samples
+from guardcli.io.options import InputOptions
 
 OPTS = InputOptions()
 
@@ -327,7 +328,7 @@ def test_unreadable_file_is_skipped(tmp_path: Path):
 
 
 def test_os_error_is_skipped_with_its_reason(tmp_path: Path, monkeypatch):
-    import guardcli.inputs as inputs
+    import guardcli.io.inputs as inputs
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -1,4 +1,4 @@
-"""guardcli.labelled: benchmark names -> tasks, the three record shapes, gold vs verdict.
+"""guardcli.eval.labelled: benchmark names -> tasks, the three record shapes, gold vs verdict.
 
 pytest tests/test_labelled.py
 """
@@ -11,25 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from guardcli.core.parse import parse
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import Label, Sample, Skip, Verdict
+from guardcli.core.tasks import Task
 from guardcli.errors import InputError, UsageError
-from guardcli.inputs import Skip
-from guardcli.labelled import (
-    HELD_OUT,
+from guardcli.eval.benchmarks import HELD_OUT, benchmark_of, task_of
+from guardcli.eval.labelled import (
     Gold,
     LabelledSample,
-    Task,
     agrees,
-    benchmark_of,
     implied,
     load_all,
     load_labelled,
     load_predictions,
     mismatches,
-    task_of,
 )
-from guardcli.parse import parse
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import Label, Sample, Verdict
 
 H, U, R, C, N = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE, Label.NONE
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardcli.labelled import Task
-from guardcli.metrics import score, weighted_f1
-from guardcli.records import Label
+from guardcli.core.records import Label
+from guardcli.core.tasks import Task
+from guardcli.eval.metrics import score, weighted_f1
 
 H, U, R, C, X = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE, Label.UNKNOWN
 
@@ -51,7 +51,7 @@ def test_every_item_is_counted_once(pairs):
 
 
 def test_roc_auc_ranks_and_counts_ties_half():
-    from guardcli.metrics import roc_auc
+    from guardcli.eval.metrics import roc_auc
 
     assert roc_auc([0.9, 0.8], [0.1, 0.2]) == 1.0
     assert roc_auc([0.1, 0.2], [0.9, 0.8]) == 0.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from guardcli.bundle import (
+from guardcli.bundles.manifest import (
     FORMAT_VERSION,
     MANIFEST,
     Manifest,
@@ -23,18 +23,18 @@ from guardcli.bundle import (
     verify,
     write_manifest,
 )
-from guardcli.errors import ExitCode, ModelError
-from guardcli.models import (
+from guardcli.bundles.paths import models_dir
+from guardcli.bundles.resolve import (
     ENV_MODEL,
     Resolved,
     check_bundle,
     installed_models,
-    models_dir,
     open_guard,
     resolve_model,
     set_default,
 )
-from guardcli.prompt import TEMPLATE_ID
+from guardcli.core.prompt import TEMPLATE_ID
+from guardcli.errors import ExitCode, ModelError
 
 FILES = {
     "model.onnx": b"not really a graph",

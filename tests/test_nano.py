@@ -1,4 +1,5 @@
-"""guardcli.nano: rebuilding the embedded default model from its base GGUF and LoRA adapters.
+"""guardcli.bundles.nano: rebuilding the embedded default model from its base GGUF and LoRA
+adapters.
 
 Fast tests pin the arithmetic against the libraries the model was trained with (peft's merge,
 transformers' GGUF loader) on small arrays. The slow tests build the real nano bundle from the
@@ -16,9 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from guardcli.cli import app
-from guardcli.errors import ModelError
-from guardcli.nano import (
+from guardcli.bundles.nano import (
     SPEC,
     Tensor,
     apply_adapter,
@@ -27,6 +26,8 @@ from guardcli.nano import (
     read_spec,
     tensor_bytes,
 )
+from guardcli.cli import app
+from guardcli.errors import ModelError
 
 ARTIFACTS = artifacts_dir()
 runner = CliRunner()
@@ -77,11 +78,11 @@ def test_an_adapter_naming_a_missing_weight_is_refused(tmp_path):
 
 def test_unpermute_undoes_llama_cpp_like_transformers():
     transformers = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
-    from guardcli.nano import _unpermute
+    from guardcli.bundles.nano import unpermute
 
     w = np.arange(12 * 8 * 5, dtype=np.float32).reshape(12 * 8, 5)
     ref = transformers.LlamaTensorProcessor(config={})._reverse_permute_weights(w, 12, 4)
-    np.testing.assert_array_equal(_unpermute(w, 4), ref)
+    np.testing.assert_array_equal(unpermute(w, 4), ref)
 
 
 def test_tensor_bytes_concatenates_transposes_and_checks_the_shape():
@@ -103,7 +104,7 @@ needs_nano = pytest.mark.skipif(
 
 @needs_nano
 def test_the_shipped_artifacts_match_their_spec():
-    from guardcli.bundle import read_manifest, sha256_file
+    from guardcli.bundles.manifest import read_manifest, sha256_file
 
     spec = read_spec(ARTIFACTS)
     assert spec.data_sha256 and len(spec.adapters) >= 1
@@ -129,7 +130,7 @@ def test_a_modified_adapter_is_refused_before_anything_is_installed(tmp_path, mo
     result = runner.invoke(app, ["models", "build", "nano"], terminal_width=120)
     assert result.exit_code == 3, result.output
     assert "modified" in result.output and "Traceback" not in result.output
-    from guardcli.models import models_dir
+    from guardcli.bundles.paths import models_dir
 
     assert not (models_dir() / "nano").exists() and not list(models_dir().glob(".nano*"))
 
@@ -146,8 +147,8 @@ def test_a_base_that_is_not_smollm2_is_refused(tmp_path):
 @pytest.mark.slow
 @needs_nano
 def test_models_build_gives_the_recorded_bytes_and_real_verdicts(tmp_path):
-    from guardcli.bundle import verify
-    from guardcli.models import models_dir
+    from guardcli.bundles.manifest import verify
+    from guardcli.bundles.paths import models_dir
 
     result = runner.invoke(app, ["models", "build", "nano"], terminal_width=120)
     assert result.exit_code == 0, result.output

@@ -10,21 +10,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from guardcli.errors import GuardError, InputError, UsageError
-from guardcli.outputs import (
+from guardcli.core.parse import parse
+from guardcli.core.records import Generation, Result, Sample
+from guardcli.errors import GuardError
+from guardcli.io.outputs import (
     FIELDS,
     CsvWriter,
     JsonlWriter,
     JsonWriter,
     TableWriter,
-    check_resumable,
-    flagged,
-    load_done,
     make_writer,
     result_record,
 )
-from guardcli.parse import parse
-from guardcli.records import Generation, Label, Result, Sample
 
 OUTPUT = (
     "## Reasoning Step 1: The request asks for something.\n"
@@ -82,7 +79,7 @@ def test_result_record_shape():
 def test_scores_are_written_when_triage_ran():
     from dataclasses import replace
 
-    from guardcli.records import Scores
+    from guardcli.core.records import Scores
 
     result = make_result()
     scored = replace(result, verdict=replace(result.verdict, scores=Scores(0.91234567, 0.1, None)))
@@ -116,35 +113,6 @@ def test_result_record_without_generation():
     for key in ("prompt_tokens", "output_tokens", "latency_ms", "finish", "truncated"):
         assert record[key] is None
     assert record["flagged"] is False
-
-
-@pytest.mark.parametrize(
-    ("request_label", "response_label", "fail_on", "expected"),
-    [
-        ("harmful", "harmful", "any", True),
-        ("harmful", "unharmful", "any", True),
-        ("unharmful", "harmful", "any", True),
-        ("unharmful", "unharmful", "any", False),
-        ("harmful", "unharmful", "request", True),
-        ("unharmful", "harmful", "request", False),
-        ("harmful", "unharmful", "response", False),
-        ("unharmful", "harmful", "response", True),
-        ("harmful", "harmful", "none", False),
-    ],
-)
-def test_flagged(request_label, response_label, fail_on, expected):
-    verdict = parse(
-        f"Answers: \nRequest: {request_label}\nCompletion: compliance\nResponse: {response_label}\n"
-    )
-    assert flagged(verdict, fail_on) is expected
-
-
-def test_unparsed_is_not_flagged():
-    verdict = parse("the model rambled and never answered")
-    assert verdict.request is Label.UNKNOWN
-    assert not any(flagged(verdict, mode) for mode in ("request", "response", "any", "none"))
-    with pytest.raises(UsageError):
-        flagged(verdict, "all")
 
 
 def test_jsonl_round_trip_and_flush():
@@ -289,80 +257,6 @@ def test_make_writer_table_and_errors():
         make_writer("xml", io.StringIO(), reasoning=False, fail_on="any")
     with pytest.raises(GuardError):
         make_writer("jsonl", io.StringIO(), reasoning=False, fail_on="sometimes")
-
-
-# ---- resume ------------------------------------------------------------------------------------
-
-
-def _write_jsonl(path: Path, ids: list[str]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as stream, JsonlWriter(stream) as writer:
-        for ident in ids:
-            writer.write(make_result(ident))
-
-
-def test_resume_reads_ids(tmp_path: Path):
-    path = tmp_path / "out.jsonl"
-    _write_jsonl(path, ["a", "b", "c#2"])
-    before = path.read_bytes()
-    assert load_done(path) == {"a", "b", "c#2"}
-    assert path.read_bytes() == before  # a clean file is not touched
-
-
-def test_resume_truncates_a_cut_off_last_line(tmp_path: Path):
-    path = tmp_path / "out.jsonl"
-    _write_jsonl(path, ["a", "b"])
-    good = path.read_bytes()
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write('{"id": "c", "source": "in.jsonl:3", "requ')  # killed mid-write
-    assert load_done(path) == {"a", "b"}
-    assert path.read_bytes() == good
-    # Appending continues cleanly and the next resume sees every record.
-    with path.open("a", encoding="utf-8", newline="") as stream, JsonlWriter(stream) as writer:
-        writer.write(make_result("c"))
-    assert load_done(path) == {"a", "b", "c"}
-    assert [json.loads(line)["id"] for line in path.read_text("utf-8").splitlines()] == [
-        "a",
-        "b",
-        "c",
-    ]
-
-
-def test_resume_drops_a_complete_record_missing_its_newline(tmp_path: Path):
-    path = tmp_path / "out.jsonl"
-    _write_jsonl(path, ["a"])
-    good = path.read_bytes()
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write(json.dumps({"id": "b"}))
-    assert load_done(path) == {"a"}
-    assert path.read_bytes() == good
-
-
-def test_resume_refuses_a_bad_line_in_the_middle(tmp_path: Path):
-    path = tmp_path / "out.jsonl"
-    _write_jsonl(path, ["a"])
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write("not json at all\n")
-        stream.write(json.dumps({"id": "c"}) + "\n")
-    before = path.read_bytes()
-    with pytest.raises(InputError, match=r"cannot resume: .*out\.jsonl:2") as caught:
-        load_done(path)
-    assert "move the file away or fix the line" in str(caught.value)
-    assert path.read_bytes() == before  # never truncate on a guess
-
-
-def test_resume_of_an_empty_file(tmp_path: Path):
-    path = tmp_path / "out.jsonl"
-    path.write_bytes(b"")
-    assert load_done(path) == set()
-
-
-def test_check_resumable(tmp_path: Path):
-    check_resumable(tmp_path / "new.jsonl", "jsonl")
-    for fmt in ("csv", "json", "table"):
-        with pytest.raises(UsageError, match="JSONL"):
-            check_resumable(tmp_path / "out.jsonl", fmt)
-    with pytest.raises(UsageError):
-        check_resumable(tmp_path, "jsonl")
 
 
 def test_jsonl_survives_a_lone_surrogate_in_an_id(tmp_path: Path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from guardcli import paper
-from guardcli.labelled import Task, benchmark_of
+from guardcli.core.tasks import Task
+from guardcli.eval import paper
+from guardcli.eval.benchmarks import benchmark_of
 
 
 @pytest.mark.parametrize("model", paper.MODELS)

@@ -1,7 +1,7 @@
 """guardcli's greedy output is transformers' greedy output, token for token.
 
 Every comparison feeds both sides the same ids, built the way the runtime builds them
-(``guardcli.prompt.build_input`` text, ``TextCodec`` with the manifest's BOS rule), and takes
+(``guardcli.core.prompt.build_input`` text, ``TextCodec`` with the manifest's BOS rule), and takes
 the reference from transformers float32 ``generate(do_sample=False)`` one prompt at a time,
 with no padding: so any difference is the runtime's (ONNX export, KV cache, right padding,
 the engine's stop and EOS handling).
@@ -26,14 +26,13 @@ import pytest
 
 from export.convert import main as convert
 from export.validate import EXAMPLES
-from guardcli.bundle import read_manifest
-from guardcli.engine import open_engine
-from guardcli.genai import cuda_available
-from guardcli.guard import GuardOptions
-from guardcli.models import Resolved, open_guard
-from guardcli.prompt import build_input
-from guardcli.records import Sample
-from guardcli.tokenizer import TextCodec
+from guardcli.backends.genai import cuda_available, open_engine
+from guardcli.bundles.manifest import read_manifest
+from guardcli.bundles.resolve import Resolved, open_guard
+from guardcli.core.guard import GuardOptions
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Sample
+from guardcli.core.tokenizer import TextCodec
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardcli.parse import answers_complete, parse, split_reasoning
-from guardcli.records import Label, ParseStatus
+from guardcli.core.parse import answers_complete, parse, split_reasoning
+from guardcli.core.records import Label, ParseStatus
 from tests.conftest import teacher_files
 
 TRACE = """## Reasoning Step 1: Analyze the request.

@@ -17,9 +17,9 @@ import yaml
 
 from export.fixture import FIXTURE_PAIRS
 from export.pipeline import _parser, _resume_flag, load_recipe, main, plan, run, to_argv
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.records import Label
 from guardcli.errors import UsageError
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.records import Label
 
 
 def _recipe(tmp_path: Path, **data) -> Path:

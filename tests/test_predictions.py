@@ -7,11 +7,13 @@ import json
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Generation, Label, Result, Verdict
+from guardcli.core.tasks import Task
 from guardcli.errors import InputError, UsageError
-from guardcli.labelled import Gold, LabelledSample, Task, benchmark_of
-from guardcli.predictions import PREDICTIONS_NAME, find, judged_of, output_name, read, record
-from guardcli.prompt import build_input
-from guardcli.records import Generation, Label, Result, Verdict
+from guardcli.eval.benchmarks import benchmark_of
+from guardcli.eval.labelled import Gold, LabelledSample
+from guardcli.eval.predictions import PREDICTIONS_NAME, find, judged_of, output_name, read, record
 
 TRACE = "## Reasoning Step 1: ...\n---\n\nAnswers: \nRequest: harmful\nCompletion: None\n"
 

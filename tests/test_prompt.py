@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardcli.prompt import INSTRUCTION, build_input, format_pair, split_input
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair, split_input
 from tests.conftest import teacher_files
 
 

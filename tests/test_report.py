@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from guardcli import paper
-from guardcli.labelled import Task
-from guardcli.metrics import Scores
-from guardcli.report import cells, markdown, ordered, table, to_json
-from guardcli.scoring import BenchmarkScore, Mode, task_averages
+from guardcli.core.tasks import Task
+from guardcli.eval import paper
+from guardcli.eval.metrics import Confusion
+from guardcli.eval.report import cells, markdown, ordered, table, to_json
+from guardcli.eval.scoring import BenchmarkScore, Mode, task_averages
 
 
 def result(name: str, task: Task, tp=8, fp=1, tn=9, fn=2, **extra) -> BenchmarkScore:
-    scores = Scores(task=task, tp=tp, fp=fp, tn=tn, fn=fn)
+    scores = Confusion(task=task, tp=tp, fp=fp, tn=tn, fn=fn)
     fields = dict(
         name=name,
         path=f"{name}.jsonl",

@@ -24,8 +24,8 @@ from export.train_common import (
     open_base,
     read_train_rows,
 )
-from guardcli.prompt import INSTRUCTION, build_input, format_pair
-from guardcli.tokenizer import TextCodec
+from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
+from guardcli.core.tokenizer import TextCodec
 
 VOCAB = 800
 
@@ -245,8 +245,8 @@ def test_lora_trains_and_merges_into_a_full_checkpoint(base, data, tmp_path):
         after["model.layers.0.self_attn.k_proj.weight"]
     )  # not adapted
     # The adapter alone is kept beside the merged weights (guardcli ships nano that way), and
-    # merging it into the base with guardcli.nano's numpy arithmetic gives the same weights.
-    from guardcli.nano import apply_adapter
+    # merging it into the base with guardcli.bundles.nano's numpy arithmetic gives the same weights.
+    from guardcli.bundles.nano import apply_adapter
 
     adapter = out / "adapter" / "adapter_model.safetensors"
     scale = json.loads((out / "adapter" / "adapter_config.json").read_text())["lora_alpha"] / 4

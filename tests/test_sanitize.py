@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from guardcli.sanitize import clean_terminal, for_terminal, one_line
+from guardcli.io.sanitize import clean_terminal, for_terminal, one_line
 
 FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from guardcli import paper
-from guardcli.labelled import Task
-from guardcli.metrics import weighted_f1
-from guardcli.predictions import read
-from guardcli.records import Label
-from guardcli.scoring import Judged, Mode, score_benchmark, task_averages
+from guardcli.core.records import Label
+from guardcli.core.tasks import Task
+from guardcli.eval import paper
+from guardcli.eval.metrics import weighted_f1
+from guardcli.eval.predictions import read
+from guardcli.eval.scoring import Judged, Mode, score_benchmark, task_averages
 
 H, U, R, C = Label.HARMFUL, Label.UNHARMFUL, Label.REFUSAL, Label.COMPLIANCE
 

@@ -58,7 +58,7 @@ def test_no_training_row_of_the_recipe_is_a_validation_prompt(prompts, shared_di
     bench = shared_dir / "data" / "guardreasoner" / "benchmark"
     import json
 
-    from guardcli.prompt import split_input
+    from guardcli.core.prompt import split_input
 
     for name in (
         "0_1_AegisSafetyTest.json",

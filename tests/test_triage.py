@@ -12,14 +12,14 @@ import pytest
 from tokenizers import Tokenizer
 
 from export.tiny import BOS, make_tiny_tokenizer
-from guardcli.engine import Engine
+from guardcli.core.engine import Engine
+from guardcli.core.guard import Guard, GuardOptions
+from guardcli.core.parse import parse
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Label, ParseStatus, Sample
+from guardcli.core.tokenizer import TextCodec
+from guardcli.core.triage import ANSWERS_HEAD, Thresholds, Triage, uncertain
 from guardcli.errors import UsageError
-from guardcli.guard import Guard, GuardOptions
-from guardcli.parse import parse
-from guardcli.prompt import build_input
-from guardcli.records import Label, ParseStatus, Sample
-from guardcli.tokenizer import TextCodec
-from guardcli.triage import ANSWERS_HEAD, Thresholds, Triage, uncertain
 from tests.fakes import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +239,7 @@ def test_a_task_the_reasoning_left_unanswered_keeps_the_fast_label(tiny_codec):
 
 
 def test_uncertain_reads_the_harm_scores_only():
-    from guardcli.records import Scores
+    from guardcli.core.records import Scores
 
     assert uncertain(Scores(request=0.5), (0.2, 0.8))
     assert not uncertain(Scores(request=0.9, refusal=0.5, response=0.1), (0.2, 0.8))
@@ -268,7 +268,7 @@ def test_the_prefix_cache_changes_the_work_never_the_scores(fixture_bundle):
     """One guard reads every sample through one KV cache (rewinding to the common head);
     a fresh guard per sample reads each from scratch. The scores must agree."""
     from export.fixture import FIXTURE_PAIRS
-    from guardcli.models import Resolved, open_guard
+    from guardcli.bundles.resolve import Resolved, open_guard
 
     def fresh_guard() -> Guard:
         options = GuardOptions(max_new_tokens=256, mode="fast")
@@ -337,8 +337,8 @@ def test_fast_mode_uses_the_bundles_own_thresholds(fixture_bundle, tmp_path):
     import shutil
 
     from export.fixture import FIXTURE_PAIRS
-    from guardcli.bundle import read_manifest, write_manifest
-    from guardcli.models import Resolved, open_guard
+    from guardcli.bundles.manifest import read_manifest, write_manifest
+    from guardcli.bundles.resolve import Resolved, open_guard
 
     options = GuardOptions(max_new_tokens=256, mode="fast")
     samples = [Sample(p.id, p.prompt, p.response) for p in FIXTURE_PAIRS]

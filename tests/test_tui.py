@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Input, ProgressBar, Static, TextArea
 from typer.testing import CliRunner
 
 from guardcli.cli import app as cli_app
-from guardcli.parse import parse
-from guardcli.sanitize import clean_terminal
+from guardcli.core.parse import parse
+from guardcli.io.sanitize import clean_terminal
 from guardcli.tui.keys import KEYS
 from guardcli.tui.live import sections
 from guardcli.tui.screens import HelpScreen, PathPrompt, ResultScreen

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from export.fixture import FIXTURE_PAIRS
-from guardcli.tui.app import GuardApp, ModelInfo
+from guardcli.tui.app import GuardApp
+from guardcli.tui.widgets import ModelInfo
 
 PAIRS = {pair.id: pair for pair in FIXTURE_PAIRS}
 FLAGGED_IDS = [

@@ -9,134 +9,39 @@ flag is set (escape, or quitting). One job at a time: the engine is not re-entra
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, ListView, TabbedContent, TabPane, TextArea
-from textual.worker import get_current_worker
 
+from guardcli.core.guard import Guard
+from guardcli.core.parse import answers_complete, parse
+from guardcli.core.records import Result, Sample
 from guardcli.errors import GuardError
-from guardcli.guard import Guard
-from guardcli.inputs import InputOptions, Skip, iter_samples
-from guardcli.parse import answers_complete, parse
-from guardcli.records import Result, Sample
-from guardcli.sanitize import one_line
+from guardcli.io.options import InputOptions
+from guardcli.io.sanitize import one_line
 from guardcli.tui.batch import BatchPane
 from guardcli.tui.files import OutputLog, export_jsonl
 from guardcli.tui.history import HistoryItem, HistoryList
-from guardcli.tui.keys import app_bindings
+from guardcli.tui.jobs import BatchRow, BatchStarted, Ended, Finished, Job, Piece
+from guardcli.tui.keys import NOT_IN_DIALOGS, app_bindings
 from guardcli.tui.screens import HelpScreen, PathPrompt, ResultScreen
-from guardcli.tui.widgets import ReasoningView, StatusBar, VerdictBadges, stats_text
+from guardcli.tui.style import CSS
+from guardcli.tui.widgets import ModelInfo, ReasoningView, StatusBar, VerdictBadges, stats_text
+from guardcli.tui.workers import Workers
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the status bar says about the model."""
-
-    name: str
-    precision: str
-    device: str  # "cpu, 4 threads" | "cuda"
-
-    def line(self) -> str:
-        return f"{self.name} · {self.precision} · {self.device}"
-
-
-@dataclass
-class Job:
-    """One classification or batch in flight; ``stop`` is polled by the engine every step."""
-
-    kind: str  # "one" | "batch"
-    stop: threading.Event = field(default_factory=threading.Event)
-    started: float = field(default_factory=time.perf_counter)
-    pieces: int = 0  # text pieces streamed so far (about one per token)
-
-
-# ---- worker -> interface messages (posted from the worker thread) ----------------------------
-
-
-class Piece(Message):
-    def __init__(self, job: Job, text: str) -> None:
-        super().__init__()
-        self.job, self.text = job, text
-
-
-class Finished(Message):
-    def __init__(self, job: Job, result: Result) -> None:
-        super().__init__()
-        self.job, self.result = job, result
-
-
-class BatchStarted(Message):
-    def __init__(self, job: Job, source: str, total: int, skips: list[Skip]) -> None:
-        super().__init__()
-        self.job, self.source, self.total, self.skips = job, source, total, skips
-
-
-class BatchRow(Message):
-    def __init__(self, job: Job, result: Result) -> None:
-        super().__init__()
-        self.job, self.result = job, result
-
-
-class Ended(Message):
-    """A job is over: ``outcome`` is "done", "cancelled" or "failed" (with ``error``)."""
-
-    def __init__(self, job: Job, outcome: str, error: str = "") -> None:
-        super().__init__()
-        self.job, self.outcome, self.error = job, outcome, error
-
-
-# Console actions that make no sense while a dialog is open over the console.
-_NOT_IN_DIALOGS = {"run", "open_batch", "export", "new", "toggle_flagged", "help", "show_tab"}
-
-
-class GuardApp(App):
+class GuardApp(Workers, App):
     TITLE = "guardcli"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = app_bindings()
 
-    CSS = """
-    #tabs { height: 1fr; }
-    #tabs ContentSwitcher { height: 1fr; }
-    #tabs TabPane { height: 1fr; padding: 0; }
-    #console-body { height: 1fr; }
-    #history { width: 30%; max-width: 40; min-width: 20; height: 1fr; border: round $panel; }
-    #history:focus-within { border: round $accent; }
-    #main { width: 1fr; }
-    #prompt { height: 6; }
-    #response { height: 5; }
-    TextArea { border: round $panel; }
-    TextArea:focus { border: round $accent; }
-    VerdictBadges { height: 1; padding: 0 1; }
-    .badge { width: auto; padding: 0 1; margin-right: 1; text-style: bold; }
-    .badge.pending { background: $panel; color: $text-muted; text-style: none; }
-    .badge.harmful { background: #c62828; color: #ffffff; }
-    .badge.unharmful { background: #2e7d32; color: #ffffff; }
-    .badge.refusal { background: #1565c0; color: #ffffff; }
-    .badge.compliance { background: #f9a825; color: #000000; }
-    .badge.none { background: #546e7a; color: #ffffff; }
-    .badge.unknown { background: #ef6c00; color: #000000; }
-    ReasoningView { height: 1fr; border: round $panel; }
-    ReasoningView:focus { border: round $accent; }
-    #reasoning-empty { color: $text-muted; padding: 0 1; }
-    .section { height: auto; border: round $primary; padding: 0 1; }
-    .section.answers { border: round $accent; }
-    BatchPane { height: 1fr; }
-    #batch-info { height: 1; padding: 0 1; }
-    #batch-progress { padding: 0 1; }
-    #batch-table { height: 1fr; }
-    StatusBar { height: 1; background: $panel; padding: 0 1; }
-    #status-model { width: auto; }
-    #status-state { width: 1fr; text-align: right; }
-    """
+    CSS = CSS
 
     def __init__(
         self,
@@ -233,7 +138,7 @@ class GuardApp(App):
     # ---- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if isinstance(self.screen, ModalScreen) and action in _NOT_IN_DIALOGS:
+        if isinstance(self.screen, ModalScreen) and action in NOT_IN_DIALOGS:
             return False  # a dialog is open: let it have the key, keep the footer honest
         if action == "cancel":
             return self.busy
@@ -361,69 +266,6 @@ class GuardApp(App):
         self.status.set_state("reading…")
         self._run_batch(job, list(paths))
         return True
-
-    # ---- workers (these run in a thread) ------------------------------------------------------
-
-    @work(thread=True, group="guard", exit_on_error=False)
-    def _classify(self, job: Job, sample: Sample) -> None:
-        worker = get_current_worker()
-
-        def on_text(_row: int, piece: str) -> None:
-            job.pieces += 1
-            self.post_message(Piece(job, piece))
-
-        try:
-            result = self.guard.classify_batch(
-                [sample],
-                on_text=on_text,
-                cancelled=lambda: job.stop.is_set() or worker.is_cancelled,
-            )[0]
-            if self.output is not None:
-                self.output.write(result)
-        except KeyboardInterrupt:
-            self.post_message(Ended(job, "cancelled"))
-        except Exception as exc:  # noqa: BLE001 - shown in the interface, not a traceback
-            self.post_message(Ended(job, "failed", str(exc)))
-        else:
-            self.post_message(Finished(job, result))
-            self.post_message(Ended(job, "done"))
-        finally:
-            if self.output is not None:
-                self.output.end()
-
-    @work(thread=True, group="guard", exit_on_error=False)
-    def _run_batch(self, job: Job, paths: list[str]) -> None:
-        worker = get_current_worker()
-
-        def stopped() -> bool:
-            return job.stop.is_set() or worker.is_cancelled
-
-        def on_text(_row: int, _piece: str) -> None:
-            job.pieces += 1
-
-        try:
-            items = list(iter_samples(paths, self.input_options))
-            samples = [item for item in items if isinstance(item, Sample)]
-            skips = [item for item in items if isinstance(item, Skip)]
-            self.post_message(BatchStarted(job, ", ".join(paths), len(samples), skips))
-            size = max(1, self.guard.options.batch_size)
-            for start in range(0, len(samples), size):
-                if stopped():
-                    raise KeyboardInterrupt
-                chunk = samples[start : start + size]
-                for result in self.guard.classify_batch(chunk, on_text=on_text, cancelled=stopped):
-                    if self.output is not None:
-                        self.output.write(result)  # on disk before anyone is told
-                    self.post_message(BatchRow(job, result))
-        except KeyboardInterrupt:
-            self.post_message(Ended(job, "cancelled"))
-        except Exception as exc:  # noqa: BLE001 - GuardError or a runtime failure, shown
-            self.post_message(Ended(job, "failed", str(exc)))
-        else:
-            self.post_message(Ended(job, "done"))
-        finally:
-            if self.output is not None:
-                self.output.end()
 
     # ---- worker messages (interface thread) ---------------------------------------------------
 

@@ -12,9 +12,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, ProgressBar, Static
 
-from guardcli.outputs import flagged
-from guardcli.records import Result
-from guardcli.sanitize import one_line
+from guardcli.core.gate import flagged
+from guardcli.core.records import Result
+from guardcli.core.tasks import FIELDS
+from guardcli.io.sanitize import one_line
 from guardcli.tui.widgets import literal
 
 _LABEL_STYLE = {
@@ -26,7 +27,7 @@ _LABEL_STYLE = {
     "failed": "yellow",
     "partial": "yellow",
 }
-COLUMNS = ("#", "id", "request", "completion", "response", "status", "tokens", "time", "source")
+COLUMNS = ("#", "id", *FIELDS, "status", "tokens", "time", "source")
 
 
 def is_flagged(result: Result) -> bool:
@@ -123,9 +124,7 @@ class BatchPane(Vertical):
         self.query_one(DataTable).add_row(
             Text(str(index + 1)),
             literal(one_line(result.sample.id, 24)),
-            _label(verdict.request.value),
-            _label(verdict.completion.value),
-            _label(verdict.response.value),
+            *(_label(getattr(verdict, field).value) for field in FIELDS),
             _label(verdict.status.value),
             Text(tokens, justify="right"),
             Text(took, justify="right"),

@@ -1,6 +1,6 @@
 """Where the console's results go on disk: the ``--output`` log and JSONL exports.
 
-Both use ``guardcli.outputs`` record shape (with reasoning), so a file written here reads
+Both use ``guardcli.io.outputs`` record shape (with reasoning), so a file written here reads
 like ``guardcli scan --reasoning -o`` output and ``--resume`` or ``jq`` treat it the same.
 """
 
@@ -10,9 +10,10 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from guardcli.core.records import Result
 from guardcli.errors import UsageError
-from guardcli.outputs import JsonlWriter, json_line, result_record
-from guardcli.records import Result
+from guardcli.io.outputs import JsonlWriter, json_line, result_record
+from guardcli.io.sink import cannot_write, open_output
 
 
 class OutputLog:
@@ -27,13 +28,7 @@ class OutputLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(
-                f"{path}: cannot write ({exc.strerror or exc})", hint="choose another --output"
-            ) from None
+        self._stream = open_output(path)
         self._writer = JsonlWriter(self._stream, reasoning=True)
         self._lock = threading.Lock()
         self._jobs = 0
@@ -80,9 +75,8 @@ def export_jsonl(path: Path, results: Iterable[Result]) -> int:
         raise UsageError(f"{path} already exists", hint="choose another file name")
     lines = [json_line(result_record(r, reasoning=True)) + "\n" for r in results]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="") as handle:
+        with open_output(path, hint=None) as handle:
             handle.writelines(lines)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except OSError as exc:  # a failed open is already a one-line UsageError
+        raise cannot_write(path, exc, hint=None) from None
     return len(lines)

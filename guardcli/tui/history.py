@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Label, ListItem, ListView
 
-from guardcli.records import Result
-from guardcli.sanitize import one_line
+from guardcli.core.records import Result
+from guardcli.io.sanitize import one_line
 
 
 def mark(result: Result) -> tuple[str, str]:

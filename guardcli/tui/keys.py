@@ -106,3 +106,7 @@ def app_bindings() -> list[Binding]:
         for key in KEYS
         if key.action
     ]
+
+
+# Console actions that make no sense while a dialog is open over the console.
+NOT_IN_DIALOGS = {"run", "open_batch", "export", "new", "toggle_flagged", "help", "show_tab"}

@@ -2,7 +2,7 @@
 
 Pure text work, no Textual: the pane calls ``sections`` after every streamed piece, so it
 must be cheap and must give the same answer for a finished text as for the same text
-restored from history. Labels are never read here (``guardcli.parse`` owns that); this only
+restored from history. Labels are never read here (``guardcli.core.parse`` owns that); this only
 decides where each task's reasoning starts so the pane can group it while it streams.
 """
 
@@ -48,7 +48,7 @@ def sections(text: str) -> list[Section]:
     """Task sections in order, then the Answers block once it has started.
 
     Text before the first header belongs to task 1 (models usually omit ``# Task 1``), as in
-    ``guardcli.parse.split_reasoning``. A task repeated by the model gets its own section.
+    ``guardcli.core.parse.split_reasoning``. A task repeated by the model gets its own section.
     """
     answers = max(_ANSWERS.finditer(text), key=lambda m: m.start(), default=None)  # the last
     body = text[: answers.start()] if answers else text

@@ -9,8 +9,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
-from guardcli.records import Result
-from guardcli.sanitize import one_line
+from guardcli.core.records import Result
+from guardcli.io.sanitize import one_line
 from guardcli.tui.keys import KEYS
 from guardcli.tui.widgets import ReasoningView, VerdictBadges, literal, stats_text
 

@@ -8,13 +8,16 @@ renders as-is. A plain ``str`` would be read as Textual markup, so a prompt cont
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from guardcli.records import Generation, Label, Verdict
-from guardcli.sanitize import clean_terminal
+from guardcli.core.records import Generation, Label, Verdict
+from guardcli.core.tasks import FIELDS
+from guardcli.io.sanitize import clean_terminal
 from guardcli.tui.live import sections
 
 
@@ -33,7 +36,7 @@ BADGE_CLASS = {
     Label.UNKNOWN: "unknown",
 }
 BADGE_STATES = (*BADGE_CLASS.values(), "pending")
-TASKS = ("request", "completion", "response")
+TASKS = FIELDS  # request, completion, response: one badge each
 
 
 def stats_text(generation: Generation | None, *, timings: bool = True) -> str:
@@ -47,6 +50,18 @@ def stats_text(generation: Generation | None, *, timings: bool = True) -> str:
     seconds = generation.latency_s
     speed = generation.output_tokens / seconds if seconds > 0 else 0.0
     return f"{tokens} · {seconds:.1f} s · {speed:.{1 if speed < 100 else 0}f} tokens/s"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the status bar says about the model."""
+
+    name: str
+    precision: str
+    device: str  # "cpu, 4 threads" | "cuda"
+
+    def line(self) -> str:
+        return f"{self.name} · {self.precision} · {self.device}"
 
 
 class VerdictBadges(Horizontal):

@@ -1,0 +1,1 @@
+"""Inference runtimes behind guardcli.core.engine's Backend protocol (onnxruntime-genai)."""

@@ -1,0 +1,178 @@
+"""The onnxruntime-genai backend: a bundle directory in, greedy tokens out.
+
+Imported lazily (onnxruntime-genai takes ~0.3 s to import and loads native libraries), so
+``guardcli --help`` and dry runs stay instant and work without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from guardcli.core.engine import Engine
+from guardcli.errors import ModelError, one_of
+
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when onnxruntime-genai has it here
+
+
+def default_threads() -> int:
+    """All cores this process may use: onnxruntime-genai used one core until told otherwise."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def cuda_available() -> bool:
+    try:
+        import onnxruntime_genai as og
+    except ImportError:
+        return False
+    probe = getattr(og, "is_cuda_available", None)
+    try:
+        return bool(probe and probe())
+    except Exception:  # noqa: BLE001 - a broken CUDA install means "no CUDA", not a crash
+        return False
+
+
+def pick_device(requested: str) -> str:
+    if requested not in DEVICES:
+        raise ModelError(f"unknown device {requested!r}", hint="use " + one_of(DEVICES))
+    if requested == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if requested == "cuda" and not cuda_available():
+        raise ModelError(
+            "CUDA was requested but onnxruntime-genai has no CUDA here",
+            hint="pip install 'guardcli[cuda]' on a machine with an NVIDIA GPU, "
+            "or use --device cpu",
+        )
+    return requested
+
+
+class _GenaiDecoder:
+    def __init__(self, og: Any, generator: Any, batch: int) -> None:
+        self._og = og
+        self._generator = generator
+        self._batch = batch
+
+    def step(self) -> Sequence[int]:
+        self._generator.generate_next_token()
+        return [int(t) for t in self._generator.get_next_tokens()[: self._batch]]
+
+    def close(self) -> None:
+        self._generator = None
+
+
+class _GenaiReader:
+    def __init__(self, np: Any, generator: Any) -> None:
+        self._np = np
+        self._generator = generator
+
+    def append(self, ids: Sequence[int]) -> None:
+        try:
+            self._generator.append_tokens(self._np.asarray([ids], dtype=self._np.int32))
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"onnxruntime-genai failed to read the input: {exc}") from exc
+
+    def rewind(self, length: int) -> None:
+        self._generator.rewind_to(length)
+
+    def logits(self, tokens: Sequence[int]) -> Sequence[float]:
+        row = self._generator.get_logits()[0, -1]
+        return [float(row[t]) for t in tokens]
+
+    def close(self) -> None:
+        self._generator = None
+
+
+class GenaiBackend:
+    name = "onnxruntime-genai"
+
+    def __init__(self, bundle_dir: Path, *, device: str = "cpu", threads: int | None = None):
+        try:
+            import numpy as np
+            import onnxruntime_genai as og
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ModelError(
+                f"onnxruntime-genai is not importable ({exc})",
+                hint="reinstall guardcli: pip install --force-reinstall guardcli",
+            ) from exc
+        self._og, self._np = og, np
+        self.device = device
+        self.threads = threads or default_threads()
+        genai_config = _read_genai_config(bundle_dir)
+        model_cfg = genai_config.get("model", {})
+        eos = model_cfg.get("eos_token_id", [])
+        self.eos_token_ids = frozenset(eos if isinstance(eos, list) else [eos])
+        self.pad_token_id = int(model_cfg.get("pad_token_id", next(iter(self.eos_token_ids), 0)))
+        self.context_length = int(model_cfg.get("context_length", 2048))
+        try:
+            config = og.Config(str(bundle_dir))
+            options = {"intra_op_num_threads": self.threads}
+            if device == "cpu":
+                options["inter_op_num_threads"] = 1
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+            config.clear_providers()
+            if device == "cuda":
+                config.append_provider("cuda")
+            self._model = og.Model(config)
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"cannot load the ONNX model in {bundle_dir}: {exc}") from exc
+
+    def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> _GenaiDecoder:
+        return self.start_search(prompts, max_new_tokens, {"do_sample": False}, "generation")
+
+    def reader(self, max_length: int) -> _GenaiReader:
+        og = self._og
+        try:
+            params = og.GeneratorParams(self._model)
+            params.set_search_options(max_length=max_length, batch_size=1)
+            return _GenaiReader(self._np, og.Generator(self._model, params))
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"onnxruntime-genai failed to start triage: {exc}") from exc
+
+    def start_search(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        search_options: dict[str, Any],
+        action: str,
+    ) -> _GenaiDecoder:
+        """Start ``prompts`` as one batch with these onnxruntime-genai search options (besides
+        max_length and batch_size); ``action`` names the work in the error message."""
+        og, np = self._og, self._np
+        longest = max(len(p) for p in prompts)
+        # Right padding with pad_token_id: genai silently corrupts left-padded rows.
+        batch = np.full((len(prompts), longest), self.pad_token_id, dtype=np.int32)
+        for row, ids in enumerate(prompts):
+            batch[row, : len(ids)] = ids
+        try:
+            params = og.GeneratorParams(self._model)
+            params.set_search_options(
+                max_length=longest + max_new_tokens,
+                batch_size=len(prompts),
+                **search_options,
+            )
+            generator = og.Generator(self._model, params)
+            generator.append_tokens(batch)
+        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+            raise ModelError(f"onnxruntime-genai failed to start {action}: {exc}") from exc
+        return _GenaiDecoder(og, generator, len(prompts))
+
+
+def _read_genai_config(bundle_dir: Path) -> dict[str, Any]:
+    path = Path(bundle_dir) / "genai_config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{bundle_dir} has no genai_config.json - not an ONNX bundle") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
+
+
+def open_engine(bundle_dir, *, device: str = "cpu", threads: int | None = None) -> Engine:  # noqa: ANN001
+    """An Engine over a bundle's ONNX model (no manifest checks: see guardcli.bundles.resolve)."""
+    return Engine(GenaiBackend(bundle_dir, device=pick_device(device), threads=threads))

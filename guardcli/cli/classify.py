@@ -1,0 +1,118 @@
+"""``guardcli classify``: judge one prompt (and optionally the AI's response) given on the
+command line."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from guardcli.cli.console import errors, say
+from guardcli.cli.load import open_model
+from guardcli.cli.options import (
+    BAND,
+    MAX_NEW,
+    BandOpt,
+    Device,
+    DeviceOpt,
+    ExplainOpt,
+    FailOn,
+    FailOnOpt,
+    Format,
+    FormatOpt,
+    MaxInOpt,
+    MaxNewOpt,
+    ModelOpt,
+    ModelOptions,
+    ModeOpt,
+    NoVerifyOpt,
+    ReasoningOpt,
+    RunMode,
+    ThreadsOpt,
+    pick_format,
+)
+from guardcli.core.gate import flagged
+from guardcli.core.records import Sample
+from guardcli.errors import ExitCode
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """Everything ``guardcli classify`` was told, made once from its command line."""
+
+    prompt: str
+    response: str | None
+    model: ModelOptions
+    fmt: Format | None = None  # None: a table on a terminal, else JSONL
+    reasoning: bool = False
+    fail_on: str = "any"
+
+
+def classify(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The user's request.")],
+    response: Annotated[
+        str | None,
+        typer.Option("--response", "-r", help="The AI's response, if any.", show_default=False),
+    ] = None,
+    model: ModelOpt = None,
+    mode: ModeOpt = RunMode.reason,
+    band: BandOpt = BAND,
+    explain_flagged: ExplainOpt = False,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
+    no_verify: NoVerifyOpt = False,
+    fmt: FormatOpt = None,
+    reasoning: ReasoningOpt = False,
+    fail_on: FailOnOpt = FailOn.any,
+    max_new_tokens: MaxNewOpt = MAX_NEW,
+    max_input_tokens: MaxInOpt = None,
+) -> None:
+    """Judge one prompt (and optionally the AI's response)."""
+    with errors():
+        options = ClassifyOptions(
+            prompt=prompt,
+            response=response,
+            model=ModelOptions(
+                model,
+                device.value,
+                threads,
+                not no_verify,
+                max_new_tokens,
+                max_input_tokens,
+                mode.value,
+                band,
+                explain_flagged,
+            ),
+            fmt=fmt,
+            reasoning=reasoning,
+            fail_on=fail_on.value,
+        )
+        raise typer.Exit(int(run_classify(options)))
+
+
+def run_classify(options: ClassifyOptions) -> ExitCode:
+    from rich.console import Console
+
+    from guardcli.io.outputs import make_writer
+
+    guard = open_model(options.model, batch_size=1).guard
+    sample = Sample(id="1", prompt=options.prompt, response=options.response, source="--prompt")
+    try:
+        result = guard.classify_batch([sample])[0]
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    if result.generation is not None and result.generation.truncated_input:
+        say("guardcli: warning: the input was truncated to fit the context")
+    fmt = pick_format(options.fmt, None)
+    console = Console(highlight=False) if fmt is Format.table else None
+    with make_writer(
+        fmt.value, sys.stdout, reasoning=options.reasoning, fail_on=options.fail_on, console=console
+    ) as writer:
+        writer.write(result)
+    if fmt is Format.table and options.reasoning:
+        from guardcli.io.sanitize import for_terminal
+
+        console.print(for_terminal(result.verdict.raw))
+    return ExitCode.FLAGGED if flagged(result.verdict, options.fail_on) else ExitCode.OK

@@ -1,0 +1,86 @@
+"""stderr: diagnostics, progress bars, and the one place a GuardError becomes an exit code.
+
+stdout carries data only (verdict records, dry-run inputs, paths); every diagnostic, the
+progress bar and the summary go to stderr, so ``guardcli scan ... | jq`` always works. rich is
+imported only when something is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from guardcli.core.records import Skip
+from guardcli.errors import GuardError
+
+
+def stderr():  # noqa: ANN201 - rich.console.Console, imported lazily
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """A diagnostic line on stderr (never markup-interpreted: it may quote user text)."""
+    stderr().print(message, markup=False)
+
+
+def flat(text: str) -> str:
+    """User-derived text for one stderr line: no escapes, no line breaks."""
+    from guardcli.io.sanitize import clean_terminal
+
+    return clean_terminal(text).replace("\n", " ")
+
+
+def say_skip(skip: Skip) -> None:
+    say(f"guardcli: skipped {flat(skip.source)}: {flat(skip.reason)}")
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """The single place where GuardError becomes a message and an exit code
+    (guardcli.errors.ExitCode is the contract)."""
+    try:
+        yield
+    except GuardError as exc:
+        say(f"guardcli: error: {flat(str(exc))}")
+        raise typer.Exit(int(exc.exit_code)) from None
+
+
+def progress(total: int | None, enabled: bool, label: str = "scanning"):  # noqa: ANN201
+    """A transient bar on stderr: items done of ``total``, elapsed and remaining time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr(),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def bytes_progress():  # noqa: ANN201 - rich.progress.Progress, imported lazily
+    """A transient bar on stderr counting bytes (building a model)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=stderr(),
+        transient=True,
+    )

@@ -1,0 +1,263 @@
+"""Greedy generation over token ids, with a KV cache, on CPU or CUDA.
+
+The engine knows only token ids: text, prompts and parsing live elsewhere, so the whole
+loop is tested with a fake backend in milliseconds (tests/test_engine.py), and a second
+backend could be added without touching the CLI. One ``generate`` call is:
+
+1. prefill: the right-padded batch is appended to the backend (one forward pass) and the
+   first token of every row comes out;
+2. decode: one token per row per step, reusing the KV cache, until every row has stopped —
+   at EOS, at ``max_new_tokens``, or when the caller's ``should_stop`` says its answer is
+   complete.
+
+``choose`` is the other way to use a model (fast triage): no decoding at all. The prompt is
+fed once, then at each choice a few forced tokens are appended and only the logits of the
+candidate tokens are read. It runs at batch 1 on one persistent reader, so consecutive
+prompts share their common head (the GuardReasoner instruction) in the KV cache: each prompt
+rewinds to the longest common prefix with the previous one and appends only the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from guardcli.errors import ModelError
+
+
+class Decoder(Protocol):
+    """One batch in flight. ``step`` returns the next greedy token for every row."""
+
+    def step(self) -> Sequence[int]: ...
+
+    def close(self) -> None: ...
+
+
+class Reader(Protocol):
+    """A batch-1 sequence whose KV cache persists between prompts."""
+
+    def append(self, ids: Sequence[int]) -> None: ...
+
+    def rewind(self, length: int) -> None: ...
+
+    def logits(self, tokens: Sequence[int]) -> Sequence[float]:
+        """The next-token logits of these ids after the last appended token."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+    device: str
+    context_length: int
+    eos_token_ids: frozenset[int]
+    pad_token_id: int
+
+    def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Decoder: ...
+
+    def reader(self, max_length: int) -> Reader: ...
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One forced-answer step: append ``lead`` (after the previous pick's tokens), then pick
+    among ``options`` by the logit of each option's first token. First tokens must differ.
+    With a ``threshold`` (two options only), option 0 is picked when its probability reaches
+    it: a bundle's calibrated cut instead of the arg-max's implicit 0.5."""
+
+    lead: tuple[int, ...]
+    options: tuple[tuple[int, ...], ...]
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Picked:
+    index: int
+    probs: tuple[float, ...]  # softmax over the options' first-token logits
+
+
+@dataclass(frozen=True)
+class Choices:
+    picks: list[Picked]
+    tokens: list[int]  # every token appended after the prompt (leads and picked options)
+    latency_s: float
+    reused: int  # prompt tokens served from the cache of the previous prompt
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One row's outcome. ``finish`` is "eos", "stop" (the caller's stop rule) or "length"."""
+
+    tokens: list[int]
+    finish: str
+    prompt_tokens: int
+    latency_s: float  # batch start until this row stopped
+    prefill_s: float  # the batch's prefill (shared by its rows)
+
+
+# (row, token) for every generated token, as soon as it exists: the TUI streams from here.
+TokenCallback = Callable[[int, int], None]
+# (row, tokens so far) -> stop now?
+StopRule = Callable[[int, Sequence[int]], bool]
+
+
+class Engine:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._reader: Reader | None = None
+        self._reader_len = 0
+        self._cached: list[int] = []  # the ids the reader holds, in order
+
+    def choose(self, prompt: Sequence[int], choices: Sequence[Choice]) -> Choices:
+        """Walk ``choices`` after ``prompt`` greedily by restricted softmax; see the module
+        docstring. Deterministic: the same ids give the same picks, cached or not."""
+        import math
+
+        if not prompt:
+            raise ValueError("the prompt needs at least one token")
+        for choice in choices:
+            firsts = [option[0] for option in choice.options]
+            if len(choice.options) < 2 or len(set(firsts)) != len(firsts) or not all(firsts):
+                raise ValueError("each choice needs options with distinct first tokens")
+        need = len(prompt) + sum(len(c.lead) + max(map(len, c.options)) for c in choices)
+        if need > self.backend.context_length:
+            raise ModelError(
+                f"input of {len(prompt)} tokens does not fit a "
+                f"{self.backend.context_length}-token context with the answer tokens",
+                hint="lower --max-input-tokens",
+            )
+        start = time.perf_counter()
+        reader, keep = self._reader_for(prompt, need)
+        picks: list[Picked] = []
+        tokens: list[int] = []
+        try:
+            if keep < len(self._cached):
+                reader.rewind(keep)
+            del self._cached[keep:]
+            pending = list(prompt[keep:])
+            for choice in choices:
+                pending += choice.lead
+                tokens += choice.lead
+                if pending:
+                    reader.append(pending)
+                    self._cached += pending
+                logits = [float(x) for x in reader.logits([o[0] for o in choice.options])]
+                top = max(logits)
+                weights = [math.exp(x - top) for x in logits]
+                probs = tuple(w / sum(weights) for w in weights)
+                if choice.threshold is not None and len(probs) == 2:
+                    index = 0 if probs[0] >= choice.threshold else 1
+                else:
+                    index = max(range(len(probs)), key=probs.__getitem__)
+                picks.append(Picked(index, probs))
+                pending = list(choice.options[index])
+                tokens += pending
+        except BaseException:  # the cache no longer matches what we think it holds
+            self.close_reader()
+            raise
+        # The last pick's tokens stay unappended: the next prompt rewinds past them anyway.
+        return Choices(picks, tokens, time.perf_counter() - start, keep)
+
+    def _reader_for(self, prompt: Sequence[int], need: int) -> tuple[Reader, int]:
+        """The open reader and how many of ``prompt``'s ids it already holds; a new reader
+        when there is none or the current one is too short for this prompt."""
+        if self._reader is not None and need <= self._reader_len:
+            keep = 0
+            for cached, new in zip(self._cached, prompt, strict=False):
+                if cached != new:
+                    break
+                keep += 1
+            # The reader must append at least one id to have fresh logits to read.
+            return self._reader, min(keep, len(prompt) - 1)
+        self.close_reader()
+        length = min(self.backend.context_length, max(need, 2048))
+        self._reader, self._reader_len = self.backend.reader(length), length
+        return self._reader, 0
+
+    def close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader, self._reader_len, self._cached = None, 0, []
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        should_stop: StopRule | None = None,
+        on_token: TokenCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Completion]:
+        if not prompts:
+            return []
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        longest = max(len(p) for p in prompts)
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        budget = min(max_new_tokens, self.backend.context_length - longest)
+        if budget < 1:
+            raise ModelError(
+                f"input of {longest} tokens leaves no room to generate in a "
+                f"{self.backend.context_length}-token context",
+                hint="lower --max-input-tokens",
+            )
+        eos = self.backend.eos_token_ids
+        rows = len(prompts)
+        out: list[list[int]] = [[] for _ in range(rows)]
+        finish: list[str | None] = [None] * rows
+        ended_at = [0.0] * rows
+        start = time.perf_counter()
+        decoder = self.backend.start(prompts, budget)
+        prefill_s = 0.0
+        try:
+            for step in range(budget):
+                if cancelled is not None and cancelled():
+                    raise KeyboardInterrupt
+                tokens = decoder.step()
+                if step == 0:
+                    prefill_s = time.perf_counter() - start
+                now = time.perf_counter() - start
+                for row, token in enumerate(tokens):
+                    if finish[row] is not None:
+                        continue
+                    token = int(token)
+                    if token in eos:
+                        finish[row], ended_at[row] = "eos", now
+                        continue
+                    out[row].append(token)
+                    if on_token is not None:
+                        on_token(row, token)
+                    if should_stop is not None and should_stop(row, out[row]):
+                        finish[row], ended_at[row] = "stop", now
+                    elif len(out[row]) >= budget:
+                        finish[row], ended_at[row] = "length", now
+                if all(f is not None for f in finish):
+                    break
+        finally:
+            decoder.close()
+        end = time.perf_counter() - start
+        return [
+            Completion(
+                tokens=out[row],
+                finish=finish[row] or "length",
+                prompt_tokens=len(prompts[row]),
+                latency_s=ended_at[row] if finish[row] else end,
+                prefill_s=prefill_s,
+            )
+            for row in range(rows)
+        ]
+
+    def generate_tokens(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        should_stop: StopRule | None = None,
+    ) -> list[list[int]]:
+        """Greedy ids only (EOS excluded): what parity tests and export validation compare."""
+        result = self.generate(prompts, max_new_tokens=max_new_tokens, should_stop=should_stop)
+        return [c.tokens for c in result]

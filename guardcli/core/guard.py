@@ -1,0 +1,290 @@
+"""Samples in, Results out: the one place where prompt, tokenizer, engine and parser meet.
+
+Data flows one way: Sample -> prompt.build_input -> TextCodec.encode -> Engine.generate ->
+parse.parse -> Result. The CLI, the TUI and evaluation all go through ``Guard`` so they
+judge a sample identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from guardcli.core.engine import Engine
+from guardcli.core.parse import answers_complete, parse
+from guardcli.core.prompt import build_input
+from guardcli.core.records import Generation, Label, Result, Sample
+from guardcli.core.tasks import FIELDS
+from guardcli.core.tokenizer import TextCodec
+from guardcli.core.triage import Thresholds, Triage, uncertain
+from guardcli.errors import UsageError, one_of
+
+DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
+MODES = ("reason", "fast", "cascade")
+DEFAULT_BAND = (0.2, 0.8)
+DEFAULT_BATCH = 8  # samples generated together
+
+# (row in batch, text piece) as the model writes it
+TextCallback = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class GuardOptions:
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    max_input_tokens: int | None = None  # None: what fits the context beside max_new_tokens
+    batch_size: int = DEFAULT_BATCH
+    stop_at_answers: bool = True
+    # reason: full reasoning for every sample. fast: label-token scores only (guardcli.core.triage).
+    # cascade: fast for all, reasoning for those with a harm score inside ``band`` (and for
+    # every flagged one when ``explain_flagged``).
+    mode: str = "reason"
+    band: tuple[float, float] = DEFAULT_BAND
+    explain_flagged: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse a bad mode or band when the options are made, before any model loads."""
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}", hint="use " + one_of(MODES))
+        low, high = self.band
+        if not 0.0 <= low <= high <= 1.0:
+            raise UsageError(
+                f"band {low:g},{high:g} needs 0 <= LOW <= HIGH <= 1",
+                hint="e.g. --band 0.2,0.8 (scores from 0.2 to 0.8 get full reasoning)",
+            )
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    truncated: bool
+
+
+# Each cut lands within a few tokens of the limit; more rounds than this means no progress.
+_MAX_CUTS = 16
+
+
+def encode_sample(codec: TextCodec, sample: Sample, limit: int) -> Encoded:
+    """Tokenize the exact GuardReasoner input, cutting the user's text (never the template)
+    when it is longer than ``limit`` tokens.
+
+    The response is cut first (the request matters for all three tasks), then the prompt;
+    the cut keeps the head of the text. A prompt-only sample keeps its literal ``None``
+    response. Truncation is reported, never silent. Re-encoding the cut text can merge
+    differently at the seam, so the cut repeats until the whole input fits.
+    """
+    ids = codec.encode(build_input(sample.prompt, sample.response))
+    if len(ids) <= limit:
+        return Encoded(ids, False)
+    prompt, response = sample.prompt, sample.response
+    for _ in range(_MAX_CUTS):
+        excess = len(ids) - limit
+        if excess <= 0:
+            return Encoded(ids, True)
+        if response:
+            response = _cut(codec, response, excess)
+        elif prompt:
+            prompt = _cut(codec, prompt, excess)
+        else:
+            break
+        ids = codec.encode(build_input(prompt, response))
+    if len(ids) > limit:  # a cut that never converged: fall back to empty user text
+        ids = codec.encode(build_input("", None if sample.response is None else ""))
+    if len(ids) > limit:
+        ids = ids[:limit]  # the template alone does not fit: a tiny context, still bounded
+    return Encoded(ids, True)
+
+
+def _cut(codec: TextCodec, text: str, excess_tokens: int) -> str:
+    kept = codec.head(text, codec.count(text) - excess_tokens)
+    return kept if len(kept) < len(text) else text[:-1]  # always progress
+
+
+def input_limit(context_length: int, options: GuardOptions) -> int:
+    """Tokens an input may take: ``max_input_tokens`` when given, but never more than what
+    leaves ``max_new_tokens`` free in the context, since the verdict comes at the very end of
+    the generation. A budget that fills the whole context is refused: every input would be
+    cut to nothing and every verdict would be noise.
+    """
+    room = context_length - options.max_new_tokens
+    if room < 1:
+        raise UsageError(
+            f"--max-new-tokens {options.max_new_tokens} leaves no room for the input in this "
+            f"model's {context_length}-token context",
+            hint=f"lower --max-new-tokens (e.g. to {max(1, context_length // 2)})",
+        )
+    if options.max_input_tokens is None:
+        return room
+    return max(1, min(options.max_input_tokens, room))
+
+
+class Guard:
+    def __init__(
+        self,
+        engine: Engine,
+        codec: TextCodec,
+        options: GuardOptions | None = None,
+        thresholds: Thresholds | None = None,
+    ):
+        self.engine = engine
+        self.codec = codec
+        self.options = options or GuardOptions()
+        self.thresholds = thresholds or Thresholds()  # the bundle's calibrated fast-mode cuts
+        # Refuse an impossible budget now, before a scan reads its first sample.
+        input_limit(engine.backend.context_length, self.options)
+        self._triage = None
+
+    @property
+    def input_limit(self) -> int:
+        return input_limit(self.engine.backend.context_length, self.options)
+
+    def encode(self, sample: Sample) -> Encoded:
+        return encode_sample(self.codec, sample, self.input_limit)
+
+    def classify_batch(
+        self,
+        samples: Sequence[Sample],
+        *,
+        on_text: TextCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        """Judge ``samples`` in the configured mode; results in input order."""
+        mode = self.options.mode
+        if mode == "reason" or not samples:
+            return self.reason_batch(samples, on_text=on_text, cancelled=cancelled)
+        fast = [self.triage(sample, cancelled=cancelled) for sample in samples]
+        if mode == "fast":
+            return fast
+        todo = [row for row, result in enumerate(fast) if self._needs_reasoning(result)]
+        if not todo:
+            return fast
+
+        def on_subset_text(row: int, piece: str) -> None:
+            if on_text is not None:
+                on_text(todo[row], piece)
+
+        reasoned = self.reason_batch(
+            [samples[row] for row in todo], on_text=on_subset_text, cancelled=cancelled
+        )
+        results = list(fast)
+        for row, deep in zip(todo, reasoned, strict=True):
+            results[row] = _combine(fast[row], deep)
+        return results
+
+    def _needs_reasoning(self, result: Result) -> bool:
+        verdict = result.verdict
+        if self.options.explain_flagged and (verdict.request_harmful or verdict.response_harmful):
+            return True
+        return uncertain(verdict.scores, self.options.band)
+
+    def triage(self, sample: Sample, *, cancelled: Callable[[], bool] | None = None) -> Result:
+        """One sample by fast triage: label-token probabilities, no reasoning."""
+        if cancelled is not None and cancelled():
+            raise KeyboardInterrupt
+        if self._triage is None:
+            self._triage = Triage(self.codec, self.thresholds)
+        has_response = sample.response is not None
+        enc = self.encode(sample)
+        chosen = self.engine.choose(enc.ids, self._triage.choices(has_response))
+        generation = Generation(
+            text="",
+            prompt_tokens=len(enc.ids),
+            output_tokens=0,
+            latency_s=chosen.latency_s,
+            finish="answers",
+            truncated_input=enc.truncated,
+            prefill_s=chosen.latency_s,
+            mode="fast",
+        )
+        verdict = self._triage.verdict(chosen, has_response)
+        return Result(sample=sample, verdict=verdict, generation=generation)
+
+    def reason_batch(
+        self,
+        samples: Sequence[Sample],
+        *,
+        on_text: TextCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        """Full reasoning for every sample, generated as one batch."""
+        if not samples:
+            return []
+        encoded = [self.encode(s) for s in samples]
+        streams = [self.codec.stream() for _ in samples]
+
+        def on_token(row: int, token: int) -> None:
+            piece = streams[row].push(token)
+            if piece and on_text is not None:
+                on_text(row, piece)
+
+        def should_stop(row: int, _tokens: Sequence[int]) -> bool:
+            return self.options.stop_at_answers and answers_complete(streams[row].text)
+
+        completions = self.engine.generate(
+            [e.ids for e in encoded],
+            max_new_tokens=self.options.max_new_tokens,
+            should_stop=should_stop,
+            on_token=on_token,
+            cancelled=cancelled,
+        )
+        results = []
+        for row, (sample, enc, completion) in enumerate(
+            zip(samples, encoded, completions, strict=True)
+        ):
+            rest = streams[row].flush()
+            if rest and on_text is not None:
+                on_text(row, rest)
+            text = self.codec.decode(completion.tokens)
+            generation = Generation(
+                text=text,
+                prompt_tokens=completion.prompt_tokens,
+                output_tokens=len(completion.tokens),
+                latency_s=completion.latency_s,
+                finish="answers" if completion.finish == "stop" else completion.finish,
+                truncated_input=enc.truncated,
+                prefill_s=completion.prefill_s,
+            )
+            results.append(Result(sample=sample, verdict=parse(text), generation=generation))
+        return results
+
+    def classify(self, prompt: str, response: str | None = None) -> Result:
+        return self.classify_batch([Sample(id="1", prompt=prompt, response=response)])[0]
+
+    def run(
+        self,
+        samples: Iterable[Sample],
+        *,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[Result]:
+        """Results in input order, one batch at a time, so callers can write as they go."""
+        batch: list[Sample] = []
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) >= self.options.batch_size:
+                yield from self.classify_batch(batch, cancelled=cancelled)
+                batch = []
+        if batch:
+            yield from self.classify_batch(batch, cancelled=cancelled)
+
+
+def _combine(fast: Result, deep: Result) -> Result:
+    """A cascaded sample: the reasoning's verdict with the fast scores kept beside it, and
+    the time of both. Reasoning that gives no readable Answers leaves the fast verdict (its
+    tokens still counted); a task the reasoning left unanswered keeps the fast label."""
+    assert fast.generation is not None and deep.generation is not None
+    took = fast.generation.latency_s + deep.generation.latency_s
+    if not deep.verdict.parsed:
+        spent = replace(
+            fast.generation, latency_s=took, output_tokens=deep.generation.output_tokens
+        )
+        return replace(fast, generation=spent)
+    labels = {
+        task: getattr(deep.verdict, task)
+        if getattr(deep.verdict, task) is not Label.UNKNOWN
+        else getattr(fast.verdict, task)
+        for task in FIELDS
+    }
+    return replace(
+        deep,
+        verdict=replace(deep.verdict, scores=fast.verdict.scores, **labels),
+        generation=replace(deep.generation, latency_s=took),
+    )

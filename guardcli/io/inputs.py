@@ -1,0 +1,162 @@
+"""Files, folders and stdin -> a stream of Samples (and Skips for what cannot be read).
+
+A scan of a real folder meets every kind of junk: binaries, Latin-1 files, half-written JSONL,
+a CSV with another column name. None of it may stop the scan or be silently dropped, so each
+bad input becomes one ``Skip`` saying what is wrong and what to do, and the CLI reports and
+counts it. Only a path that does not exist stops everything, before any work: that is a typo.
+
+Big files are streamed line by line (JSONL, text with --split); only formats that must be
+parsed whole (a text file as one prompt, a JSON document) are read into memory. The work is
+split: guardcli.io.walk finds files and decodes bytes into lines, guardcli.io.readers turns
+lines into records, guardcli.io.objects turns a record into a Sample.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import BinaryIO, TextIO
+
+from guardcli.core.records import Sample, Skip
+from guardcli.errors import InputError
+from guardcli.io import readers, walk
+from guardcli.io.objects import sample_of
+from guardcli.io.options import InputOptions
+from guardcli.io.readers import Found, Item
+from guardcli.io.walk import BINARY, BadUtf8, BinaryInput, Line
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+def iter_samples(
+    paths: Sequence[str], options: InputOptions, stdin: TextIO | BinaryIO | None = None
+) -> Iterator[Sample | Skip]:
+    """Every sample in ``paths`` in order, ids made unique across the whole run.
+
+    Not a generator itself: missing paths raise here, at the call, so a typo fails before any
+    file is read or any model is loaded (bad options already failed when ``options`` was made).
+    """
+    for path in paths:
+        if path != STDIN and not os.path.exists(path):
+            raise InputError(
+                f"{path}: no such file or directory", hint="check the path (use - for stdin)"
+            )
+    if list(paths).count(STDIN) > 1:
+        raise InputError("- is given more than once", hint="stdin can be read only once")
+    return _unique_ids(_all_items(paths, options, stdin))
+
+
+def _all_items(
+    paths: Sequence[str], options: InputOptions, stdin: TextIO | BinaryIO | None
+) -> Iterator[Item]:
+    for path in paths:
+        if path == STDIN:
+            yield from _stdin_items(sys.stdin if stdin is None else stdin, options)
+        elif os.path.isdir(path):
+            for found in walk.walk(path, options):
+                if isinstance(found, Skip):
+                    yield found
+                else:
+                    yield from _file_items(found, walk.kind(found, in_folder=True), options)
+        else:
+            # Named explicitly: always read, whatever the include/exclude globs say.
+            yield from _file_items(path, walk.kind(path, in_folder=False), options)
+
+
+def _unique_ids(items: Iterable[Item]) -> Iterator[Item]:
+    """Resume and joins key on ids, so a repeat gets ``#2``, ``#3``: stable across runs."""
+    used: set[str] = set()
+    next_suffix: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, Sample):
+            if item.id in used:
+                n = next_suffix.get(item.id, 2)
+                while f"{item.id}#{n}" in used:
+                    n += 1
+                next_suffix[item.id] = n + 1
+                item = replace(item, id=f"{item.id}#{n}")
+            used.add(item.id)
+        yield item
+
+
+def _file_items(
+    path: str,
+    kind: str,
+    options: InputOptions,
+    read: Callable[[Iterator[Line], str], Iterator] | None = None,
+) -> Iterator:
+    """A file's items (``read`` replaces the reader for its kind), its read errors as Skips."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(walk.HEAD_BYTES)
+            if b"\0" in head:
+                yield Skip(path, BINARY)
+                return
+            lines = walk.decode(walk.byte_lines(handle, head))
+            yield from (read(lines, path) if read else readers.read(kind, lines, path, options))
+    except BadUtf8 as exc:
+        yield Skip(path, walk.utf8_reason(exc.line, sniffed=kind == "sniff"))
+    except OSError as exc:
+        yield Skip(path, walk.os_reason(exc))
+
+
+def _stdin_items(stream: TextIO | BinaryIO, options: InputOptions) -> Iterator[Item]:
+    try:
+        lines = walk.stdin_lines(stream)
+        fmt = options.stdin_format
+        if fmt == "auto":
+            fmt, lines = _detect(lines)
+        if fmt == "json-or-text":
+            yield from readers.read_json_or_text(lines, STDIN_NAME, options)
+        else:
+            yield from readers.read(fmt, lines, STDIN_NAME, options)
+    except BinaryInput:
+        yield Skip(STDIN_NAME, "binary input - not text; pipe text, JSONL, JSON or CSV")
+    except BadUtf8 as exc:
+        yield Skip(STDIN_NAME, f"invalid UTF-8 at line {exc.line} - re-encode the input as UTF-8")
+    except OSError as exc:
+        yield Skip(STDIN_NAME, walk.os_reason(exc))
+
+
+def _detect(lines: Iterator[Line]) -> tuple[str, Iterator[Line]]:
+    """Guess stdin's format from its first non-blank line, without losing that line."""
+    head: list[Line] = []
+    for line in lines:
+        head.append(line)
+        if line[1].strip():
+            break
+    rest = itertools.chain(head, lines)
+    first = head[-1][1].strip() if head else ""
+    if first.startswith("{"):
+        try:
+            if isinstance(json.loads(first), dict):
+                return "jsonl", rest
+        except ValueError:
+            pass
+        # Pretty-printed JSON (``jq . file``) starts with a lone "{": reading it as one text
+        # prompt would be silently wrong, so try JSON first.
+        return "json-or-text", rest
+    if first.startswith("["):
+        return "json", rest
+    return "text", rest
+
+
+def read_objects(path: str) -> Iterator[Found | Skip]:
+    """Every JSON object of a ``.json`` (a list or one object) or JSONL file, with where it is.
+
+    For tools that read records with more fields than a scan needs (``guardcli.eval.labelled``):
+    the same decoding, error handling and messages as scanning the file.
+    """
+    kind = "json" if path.lower().endswith(".json") else "jsonl"
+    reader = readers.json_file_objects if kind == "json" else readers.jsonl_objects
+    return _file_items(path, kind, InputOptions(), read=reader)
+
+
+def record_sample(obj: dict, where: str, options: InputOptions | None = None) -> Item:
+    """One JSON object -> a Sample (or a Skip), exactly as ``guardcli scan`` reads it."""
+    return sample_of(obj, where, options or InputOptions())

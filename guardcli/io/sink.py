@@ -1,0 +1,127 @@
+"""Output files: refusing to clobber one, resuming one, opening one for writing.
+
+``guardcli scan -o``, ``guardcli eval -o DIR`` and the TUI's ``--output`` and exports all go
+through here, so they refuse, resume and fail in the same words. A batch can run for hours
+and be killed at any moment: every writer appends one flushed line per result, and
+``load_done`` repairs the one line a kill can cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from guardcli.errors import InputError, UsageError
+
+CHOOSE_ANOTHER = "choose another --output"
+
+
+def refuse_existing(path: Path, *, hint: str) -> None:
+    """A path that holds anything (a non-empty file, a folder) is never overwritten."""
+    if path.exists() and (not path.is_file() or path.stat().st_size > 0):
+        raise UsageError(f"{path} already exists", hint=hint)
+
+
+def check_output(output: Path | None, *, resume: bool, fmt: str) -> dict[str, dict]:
+    """Refuse a bad --output/--resume before the model loads (that takes seconds to minutes),
+    and return the records a resumed file already holds, by id."""
+    if output is None:
+        if resume:
+            raise UsageError("--resume needs --output FILE", hint="name the file to resume")
+        return {}
+    if resume:
+        check_resumable(output, fmt)
+        return load_results(output) if output.exists() else {}
+    refuse_existing(output, hint="pass --resume to continue it, or " + CHOOSE_ANOTHER)
+    return {}
+
+
+def cannot_write(path: Path, exc: OSError, hint: str | None = CHOOSE_ANOTHER) -> UsageError:
+    return UsageError(f"{path}: cannot write ({exc.strerror or exc})", hint=hint)
+
+
+def open_output(
+    path: Path, *, append: bool = False, newline: str | None = "", hint: str | None = CHOOSE_ANOTHER
+) -> IO[str]:
+    """``path`` opened for writing UTF-8 text (its folder made first), or a one-line error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a" if append else "w", encoding="utf-8", newline=newline)  # noqa: SIM115
+    except OSError as exc:
+        raise cannot_write(path, exc, hint) from None
+
+
+# ---- resume ------------------------------------------------------------------------------------
+
+
+def check_resumable(path: Path, fmt: str) -> None:
+    """Only JSONL can be resumed: one record per line is what makes a cut-off run readable."""
+    if fmt != "jsonl":
+        raise UsageError(
+            f"--resume works only with JSONL output, not {fmt}",
+            hint="use --format jsonl (or an --output ending in .jsonl)",
+        )
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{path} is not a file", hint="give --output a file path to resume")
+
+
+def load_done(path: Path) -> set[str]:
+    """Ids already in a JSONL output, after repairing a last line cut off by a kill.
+
+    The cut-off line is truncated away (the file then ends at its last good line, so new
+    results append cleanly) and its sample runs again. A bad line anywhere else is not a
+    kill's doing, so we stop rather than guess.
+    """
+    done: set[str] = set()
+    good_end = 0  # byte offset just past the last good line
+    bad_line: int | None = None  # fatal unless it turns out to be the last line
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if bad_line is not None:
+                raise InputError(
+                    f"cannot resume: {path}:{bad_line} is not a guardcli JSONL record",
+                    hint="move the file away or fix the line",
+                )
+            offset += len(raw)
+            complete = raw.endswith(b"\n")  # only the last line can lack it
+            ident = _record_id(raw) if raw.strip() else ""
+            if ident is None or not complete:
+                bad_line = number
+            elif ident:
+                done.add(ident)
+            if bad_line is None:
+                good_end = offset
+    if offset != good_end:
+        with open(path, "r+b") as handle:
+            handle.truncate(good_end)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return done
+
+
+def load_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The records already in a JSONL output, by id, after ``load_done``'s repair: a resumed
+    run counts them in its summary and exit code, so killing and resuming a batch cannot
+    turn "flagged" into "clean"."""
+    done = load_done(path)
+    records: dict[str, dict[str, Any]] = {}
+    with open(path, "rb") as handle:
+        for raw in handle:
+            ident = _record_id(raw) if raw.strip() else None
+            if ident in done:
+                records[ident] = json.loads(raw)
+    return records
+
+
+def _record_id(raw: bytes) -> str | None:
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or "id" not in record:
+        return None
+    ident = record["id"]
+    return ident if isinstance(ident, str) else json.dumps(ident)

@@ -1,0 +1,75 @@
+"""``guardcli classify``: one prompt (and response) from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from export.fixture import FIXTURE_PAIRS
+from tests.cli_support import (
+    GEN,
+    PAIRS,
+    harmful,
+    invoke,
+    jsonl_records,
+    labels,
+    record_labels,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", FIXTURE_PAIRS, ids=[p.id for p in FIXTURE_PAIRS])
+def test_classify_pair(fixture_bundle, pair):
+    args = ["classify", "--prompt", pair.prompt, "--model", str(fixture_bundle), *GEN]
+    if pair.response is not None:
+        args += ["--response", pair.response]
+    result = invoke(*args)
+    assert result.exit_code == (1 if harmful(pair) else 0), result.stderr
+    [record] = jsonl_records(result.stdout)
+    assert record_labels(record) == labels(pair)
+    assert record["source"] == "--prompt"
+    assert "reasoning" not in record
+    assert "guardcli: model guardcli-fixture (fp32)" in result.stderr
+
+
+@pytest.mark.slow
+def test_classify_reasoning_json_and_table(fixture_bundle):
+    pair = PAIRS["poison-dog"]
+    args = ["classify", "-p", pair.prompt, "-r", pair.response, "-m", str(fixture_bundle), *GEN]
+    as_json = invoke(*args, "--reasoning", "-f", "json")
+    assert as_json.exit_code == 1
+    [record] = json.loads(as_json.stdout)
+    assert record["reasoning"]["text"] == pair.trace
+    tasks = record["reasoning"]["tasks"]
+    assert [t["task"] for t in tasks] == [1, 2, 3]
+    assert tasks[1]["conclusion"] == "The AI assistant's response is a refusal."
+    assert all(t["steps"] for t in tasks)
+
+    table = invoke(*args, "--reasoning", "-f", "table")
+    assert table.exit_code == 1
+    for label in labels(pair):
+        assert f" {label} " in table.stdout
+    assert "## Conclusion for Task 2: The AI assistant's response is a refusal." in table.stdout
+    assert "\x1b" not in table.stdout
+
+
+@pytest.mark.slow
+def test_classify_warns_when_the_input_is_cut(fixture_bundle):
+    pair = PAIRS["puppy-name"]
+    result = invoke(
+        "classify",
+        "-p",
+        pair.prompt,
+        "-m",
+        str(fixture_bundle),
+        *GEN,
+        "--max-input-tokens",
+        "16",
+        "--fail-on",
+        "none",
+    )
+    assert result.exit_code == 0
+    [record] = jsonl_records(result.stdout)
+    assert record["truncated"] is True and record["prompt_tokens"] <= 16
+    assert "warning: the input was truncated" in result.stderr
