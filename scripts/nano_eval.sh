@@ -6,6 +6,7 @@
 # MODEL: a bundle (default: nano, the built default model); OUT: where predictions and JSON
 # summaries go (default runs/nano/eval-card); LIMIT: items per held-out file and of the
 # validation split in reason mode (default 200; reason mode is ~2 s per item on 2 cores).
+# Fast mode always reads the whole validation split and 200 items per held-out file.
 # Needs ../shared (the benchmarks and the labelled prompts) and the export extra (export.splits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ run val-fast "$OUT/validation.jsonl" --task prompt --mode fast
 run val-reason "$OUT/validation.jsonl" --task prompt --limit "$LIMIT" --seed 0
 # held-out benchmarks, as in v1's card
 run heldout-fast $B/0_0_SimpleSafetyTests.json $B/0_9_safe_rlhf.json $B/0_A_beaver_tails.json \
-    --limit "$LIMIT" --seed 0 --mode fast
+    --limit 200 --seed 0 --mode fast
 run heldout-reason $B/0_0_SimpleSafetyTests.json $B/0_9_safe_rlhf.json $B/0_A_beaver_tails.json \
     --limit "$LIMIT" --seed 0
 # the obvious cases
