@@ -63,9 +63,10 @@ def tui(
 
 def run_tui(options: TuiOptions) -> None:
     if options.output is not None:  # checked before the model loads (that takes a while)
-        from guardcli.io.sink import CHOOSE_ANOTHER, refuse_existing
+        from guardcli.io.sink import CHOOSE_ANOTHER, lock_output, refuse_existing
 
         refuse_existing(options.output, hint=CHOOSE_ANOTHER)
+        lock_output(options.output)
     opened = open_model(options.model, batch_size=options.batch_size)
     from guardcli.tui.app import GuardApp
     from guardcli.tui.widgets import ModelInfo

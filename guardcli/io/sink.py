@@ -10,12 +10,63 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import IO, Any
 
 from guardcli.errors import InputError, UsageError
 
 CHOOSE_ANOTHER = "choose another --output"
+_HELD: dict[Path, IO[str]] = {}  # output locks this process holds, until it exits
+
+
+def lock_output(path: Path) -> None:
+    """Hold an exclusive lock on ``path`` for the rest of this process, or refuse.
+
+    Two runs appending to one output interleave and cut each other's lines, and two
+    ``--resume`` runs judge the same samples twice; so the second one is refused, naming the
+    first. The lock is ``flock`` on a small file beside the output (``.NAME.lock``, which
+    records the holder); the kernel drops it when the holder exits, even by SIGKILL, so a
+    killed run never leaves a stale lock. The lock file itself stays (removing it would let
+    two runs lock two different files).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    key = lock.resolve()
+    if key in _HELD:
+        return
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
+    except OSError as exc:
+        raise cannot_write(lock, exc) from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = " ".join(handle.read().split()) or "another process"
+        handle.close()
+        raise UsageError(
+            f"{path} is being written by another guardcli run ({holder})",
+            hint="wait for that run to end, or " + CHOOSE_ANOTHER,
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _HELD[key] = handle
+
+
+def release_output(path: Path) -> bool:
+    """Give up this process's lock on ``path`` (a long-lived caller that is done with it);
+    returns whether it was held."""
+    handle = _HELD.pop(path.with_name(f".{path.name}.lock").resolve(), None)
+    if handle is not None:
+        handle.close()
+    return handle is not None
 
 
 def refuse_existing(path: Path, *, hint: str) -> None:
@@ -31,6 +82,7 @@ def check_output(output: Path | None, *, resume: bool, fmt: str) -> dict[str, di
         if resume:
             raise UsageError("--resume needs --output FILE", hint="name the file to resume")
         return {}
+    lock_output(output)  # before a resume repairs the file: no other run may be writing it
     if resume:
         check_resumable(output, fmt)
         return load_results(output) if output.exists() else {}
