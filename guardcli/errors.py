@@ -17,7 +17,9 @@ class ExitCode(IntEnum):
     FLAGGED = 1  # at least one sample flagged (see --fail-on)
     USAGE = 2  # bad arguments or bad input (and any skip under --strict)
     MODEL = 3  # no model, a broken bundle, or an inference failure
+    IO = 4  # the output could not be written (disk full, I/O error); finished results are kept
     INTERRUPTED = 130  # Ctrl-C; finished results are kept
+    BROKEN_PIPE = 141  # stdout closed by its reader (| head): stop quietly, as Unix tools do
 
 
 class GuardError(Exception):

@@ -7,13 +7,15 @@ imported only when something is shown.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 
 from guardcli.core.records import Skip
-from guardcli.errors import GuardError
+from guardcli.errors import ExitCode, GuardError
 
 
 def stderr():  # noqa: ANN201 - rich.console.Console, imported lazily
@@ -47,6 +49,19 @@ def errors() -> Iterator[None]:
     except GuardError as exc:
         say(f"guardcli: error: {flat(str(exc))}")
         raise typer.Exit(int(exc.exit_code)) from None
+    except BrokenPipeError:
+        # The reader went away (``| head -n 1``): nothing is wrong and nothing more can be
+        # shown. stdout now points at /dev/null so the interpreter's last flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
+    except OSError as exc:  # a write failed mid-run: disk full, I/O error, a vanished mount
+        where = f"{flat(str(exc.filename))}: " if exc.filename else ""
+        say(
+            f"guardcli: error: {where}cannot write the output ({exc.strerror or exc}); "
+            "the results written before it are kept - free space or choose another --output"
+        )
+        raise typer.Exit(int(ExitCode.IO)) from None
 
 
 def progress(total: int | None, enabled: bool, label: str = "scanning"):  # noqa: ANN201
