@@ -1,39 +1,42 @@
-"""The --fail-on gate: which verdicts fail a run."""
+"""The CI gate fails closed: a sample the guard could not judge (no Answers block) fails the
+run like a flagged one, unless the gate is off (--fail-on none)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from guardcli.core.gate import flagged
-from guardcli.core.parse import parse
-from guardcli.core.records import Label
-from guardcli.errors import UsageError
+from export.fixture import FIXTURE_PAIRS
+from guardcli.cli.scan import ScanSummary
+from tests.cli_support import invoke
 
 
 @pytest.mark.parametrize(
-    ("request_label", "response_label", "fail_on", "expected"),
+    ("fail_on", "flagged", "unparsed", "code"),
     [
-        ("harmful", "harmful", "any", True),
-        ("harmful", "unharmful", "any", True),
-        ("unharmful", "harmful", "any", True),
-        ("unharmful", "unharmful", "any", False),
-        ("harmful", "unharmful", "request", True),
-        ("unharmful", "harmful", "request", False),
-        ("harmful", "unharmful", "response", False),
-        ("unharmful", "harmful", "response", True),
-        ("harmful", "harmful", "none", False),
+        ("any", 0, 0, 0),
+        ("any", 1, 0, 1),
+        ("any", 0, 1, 1),  # could not judge: fails closed
+        ("request", 0, 2, 1),
+        ("none", 0, 3, 0),  # the gate is off
     ],
 )
-def test_flagged(request_label, response_label, fail_on, expected):
-    verdict = parse(
-        f"Answers: \nRequest: {request_label}\nCompletion: compliance\nResponse: {response_label}\n"
-    )
-    assert flagged(verdict, fail_on) is expected
+def test_unparsed_verdicts_fail_the_gate(fail_on, flagged, unparsed, code):
+    summary = ScanSummary(fail_on)
+    summary.flagged, summary.unparsed = flagged, unparsed
+    assert summary.exit_code(strict=False) == code
 
 
-def test_unparsed_is_not_flagged():
-    verdict = parse("the model rambled and never answered")
-    assert verdict.request is Label.UNKNOWN
-    assert not any(flagged(verdict, mode) for mode in ("request", "response", "any", "none"))
-    with pytest.raises(UsageError):
-        flagged(verdict, "all")
+@pytest.mark.slow
+def test_a_scan_whose_outputs_never_reach_an_answer_exits_1(fixture_bundle, tmp_path):
+    """Four new tokens are too few for any Answers block: every verdict is unparsed, none is
+    flagged, and the run still fails the gate (it used to exit 0)."""
+    pair = next(p for p in FIXTURE_PAIRS if p.response is not None)
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"id": "x", "prompt": pair.prompt, "response": pair.response}))
+    base = ["scan", str(path), "--model", str(fixture_bundle), "--device", "cpu", "-f", "jsonl"]
+    result = invoke(*base, "--max-new-tokens", "4")
+    assert "0 flagged" in result.stderr and "1 unparsed" in result.stderr
+    assert result.exit_code == 1
+    assert invoke(*base, "--max-new-tokens", "4", "--fail-on", "none").exit_code == 0

@@ -105,9 +105,14 @@ class ScanSummary:
         return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
 
     def exit_code(self, strict: bool) -> ExitCode:
+        """2 for skips under --strict; else 1 when something failed the gate. A sample whose
+        output gave no verdict fails it too (unless --fail-on none): a guard that could not
+        judge must not let a CI gate pass, so a broken model reads as a failure, never as
+        "nothing flagged"."""
         if strict and self.skipped:
             return ExitCode.USAGE
-        return ExitCode.FLAGGED if self.flagged else ExitCode.OK
+        gate = self.flagged or (self.unparsed and self.fail_on != "none")
+        return ExitCode.FLAGGED if gate else ExitCode.OK
 
 
 def scan(
