@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from export.calibrate import at
 from export.sft_data import (
     Data,
     Sequence_,
@@ -106,14 +107,8 @@ def evaluate(model: LoraLM, rows: list[Sequence_], probe: list[Sequence_]) -> di
         probs = torch.softmax(logit[list(pair)], dim=0)
         score = float(probs[0])
         (pos if harmful_first == pair[0] else neg).append(score)
-    tp = sum(s >= 0.5 for s in pos)
-    fp = sum(s >= 0.5 for s in neg)
-    f1 = 2 * tp / max(1, 2 * tp + fp + (len(pos) - tp))
-    return result | {
-        "auc": roc_auc(pos, neg),
-        "f1_at_0.5": 100 * f1,
-        "fpr_at_0.5": fp / max(1, len(neg)),
-    }
+    half = at(pos, neg, 0.5)
+    return result | {"auc": roc_auc(pos, neg), "f1_at_0.5": 100 * half.f1, "fpr_at_0.5": half.fpr}
 
 
 # ---------------------------------------------------------------------------------- training

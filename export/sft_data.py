@@ -22,6 +22,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from export.splits import prompt_key
 from guardcli.core.prompt import build_input, split_input
 from guardcli.core.records import Label
 
@@ -45,10 +46,6 @@ class LabelExample:
     request: Label
     completion: Label | None = None  # None: prompt-only
     response_label: Label | None = None
-
-
-def prompt_key(prompt: str) -> str:
-    return " ".join(prompt.split()).lower()
 
 
 def trace_sequence(base, text: str, output: str) -> Sequence_:  # noqa: ANN001 - train_common.Base
@@ -133,7 +130,7 @@ def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, train_co
     triage = Triage(base.codec)
     lines = opts.split_lines or splits.LINES
     split = splits.load(opts.prompts, lines) if opts.prompts else None
-    held = {splits._key(r.prompt) for r in split.validation} if split else set()  # noqa: SLF001
+    held = {prompt_key(r.prompt) for r in split.validation} if split else set()
     trace_rows = read_train_rows(opts.traces) if opts.traces else []
     seqs = [trace_sequence(base, r.text, r.output) for r in trace_rows]
     examples = label_examples_from_traces(trace_rows) if opts.label_from_traces else []

@@ -74,13 +74,14 @@ def choose_validation(
 
 def split(rows: list[Labelled], validation_lines: set[int]) -> Split:
     validation = [r for r in rows if r.line in validation_lines]
-    held = {_key(r.prompt) for r in validation}
-    train = [r for r in rows if r.line not in validation_lines and _key(r.prompt) not in held]
+    held = {prompt_key(r.prompt) for r in validation}
+    train = [r for r in rows if r.line not in validation_lines and prompt_key(r.prompt) not in held]
     dropped = len(rows) - len(validation) - len(train)
     return Split(train, validation, dropped)
 
 
-def _key(prompt: str) -> str:
+def prompt_key(prompt: str) -> str:
+    """A prompt's identity for disjointness: whitespace and case do not make a new prompt."""
     return " ".join(prompt.split()).lower()
 
 

@@ -121,7 +121,7 @@ def test_validation_prompts_never_reach_training(base_dir, base, data_files, tmp
     )
     opts = options(base_dir, {**data_files, "traces": traces}, tmp_path / "out", probe_rows=0)
     data = build_data(opts, base)
-    held = {splits._key(p) for p, _ in PROMPTS[:2]}  # noqa: SLF001
+    held = {splits.prompt_key(p) for p, _ in PROMPTS[:2]}
     assert not {row.key for row in data.train} & held
     assert data.counts["dropped_validation_overlap"] == 2  # the trace and its label-only row
     assert data.counts["validation_rows"] == 2

@@ -49,7 +49,8 @@ def test_no_training_row_of_the_recipe_is_a_validation_prompt(prompts, shared_di
     """Everything export.fast_sft trains on: label-only rows of the prompts' training part and
     of the distilled traces, and the traces themselves. The trainer also refuses overlaps
     itself (drop_held_out); this checks the data it is given has none to refuse."""
-    from export.sft_data import label_examples_from_prompts, prompt_key
+    from export.sft_data import label_examples_from_prompts
+    from export.splits import prompt_key
 
     split = splits.load(prompts, ROOT / splits.LINES)
     held = {prompt_key(r.prompt) for r in split.validation}
