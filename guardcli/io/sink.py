@@ -34,7 +34,7 @@ def lock_output(path: Path) -> None:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no lock, as before
         return
-    lock = path.with_name(f".{path.name}.lock")
+    lock = _lock_file(path)
     key = lock.resolve()
     if key in _HELD:
         return
@@ -60,10 +60,14 @@ def lock_output(path: Path) -> None:
     _HELD[key] = handle
 
 
+def _lock_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
 def release_output(path: Path) -> bool:
     """Give up this process's lock on ``path`` (a long-lived caller that is done with it);
     returns whether it was held."""
-    handle = _HELD.pop(path.with_name(f".{path.name}.lock").resolve(), None)
+    handle = _HELD.pop(_lock_file(path).resolve(), None)
     if handle is not None:
         handle.close()
     return handle is not None
