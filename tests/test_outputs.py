@@ -18,10 +18,10 @@ from guardcli.io.outputs import (
     CsvWriter,
     JsonlWriter,
     JsonWriter,
-    TableWriter,
     make_writer,
     result_record,
 )
+from guardcli.io.table import TableWriter
 
 OUTPUT = (
     "## Reasoning Step 1: The request asks for something.\n"

@@ -93,8 +93,6 @@ def classify(
 
 
 def run_classify(options: ClassifyOptions) -> ExitCode:
-    from rich.console import Console
-
     from guardcli.io.outputs import make_writer
 
     guard = open_model(options.model, batch_size=1).guard
@@ -106,13 +104,8 @@ def run_classify(options: ClassifyOptions) -> ExitCode:
     if result.generation is not None and result.generation.truncated_input:
         say("guardcli: warning: the input was truncated to fit the context")
     fmt = pick_format(options.fmt, None)
-    console = Console(highlight=False) if fmt is Format.table else None
     with make_writer(
-        fmt.value, sys.stdout, reasoning=options.reasoning, fail_on=options.fail_on, console=console
+        fmt.value, sys.stdout, reasoning=options.reasoning, fail_on=options.fail_on
     ) as writer:
         writer.write(result)
-    if fmt is Format.table and options.reasoning:
-        from guardcli.io.sanitize import for_terminal
-
-        console.print(for_terminal(result.verdict.raw))
     return ExitCode.FLAGGED if flagged(result.verdict, options.fail_on) else ExitCode.OK

@@ -298,15 +298,10 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
 
     ``samples`` is a list (files: the bar knows the total) or an iterator (live stdin).
     """
-    from rich.console import Console
-
     from guardcli.io.outputs import make_writer
 
     total = len(samples) if isinstance(samples, list) else None
-    console = Console(file=stream, highlight=False) if fmt is Format.table else None
-    writer = make_writer(
-        fmt.value, stream, reasoning=options.reasoning, fail_on=options.fail_on, console=console
-    )
+    writer = make_writer(fmt.value, stream, reasoning=options.reasoning, fail_on=options.fail_on)
     show_bar = sys.stderr.isatty() and not options.quiet and (total is None or total > 1)
     complete = False
     try:

@@ -2,9 +2,8 @@
 
 A batch scan can run for hours and be killed at any moment, so every file writer puts each
 result on disk (flushed) the moment it exists: a killed run loses nothing it finished, and
-``--resume`` picks up from the JSONL it left. The table is for people and is printed once at
-the end; it is the only output that shows untrusted text on a terminal, so every cell goes
-through guardcli.io.sanitize.
+``--resume`` picks up from the JSONL it left. The table (guardcli.io.table) is for people
+and is printed once at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from guardcli.core.records import Generation, Result, Verdict
 from guardcli.core.tasks import FIELDS as TASK_FIELDS
 from guardcli.core.tasks import SCORE_FIELDS
 from guardcli.errors import UsageError, one_of
-from guardcli.io.sanitize import one_line
 
 FORMATS = ("table", "json", "jsonl", "csv")
 FIELDS = (
@@ -204,73 +202,6 @@ class JsonWriter(Writer):
         super().close()
 
 
-class TableWriter(Writer):
-    """A rich table printed at close. Cells are cut to one line: the table is a summary,
-    the JSONL is the record."""
-
-    def __init__(self, console: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.console = console
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, result: Result) -> None:
-        self.rows.append(self.record(result))
-
-    def close(self, *, complete: bool = True) -> None:
-        if not self.closed and self.rows:  # what finished is worth showing even when cut short
-            self.console.print(self._table())
-        super().close()
-
-    def _table(self) -> Any:
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(expand=False, highlight=False)
-        table.add_column("id", overflow="ellipsis", no_wrap=True, max_width=32)
-        table.add_column("source", overflow="ellipsis", no_wrap=True, max_width=40)
-        for name in (*TASK_FIELDS, "status"):
-            table.add_column(name, overflow="ellipsis", no_wrap=True)
-        table.add_column("tokens", justify="right", overflow="ellipsis", no_wrap=True)
-        table.add_column("latency", justify="right", overflow="ellipsis", no_wrap=True)
-        scored = any(record["request_score"] is not None for record in self.rows)
-        if scored:
-            table.add_column("p(harm) req/resp", justify="right", no_wrap=True)
-        for record in self.rows:
-            table.add_row(
-                # Untrusted: cleaned, and a Text so rich never reads it as markup.
-                Text(one_line(str(record["id"]), 32)),
-                Text(one_line(str(record["source"]), 40)),
-                *(_label(record[name]) for name in TASK_FIELDS),
-                _label(record["status"]),
-                _tokens(record),
-                "-" if record["latency_ms"] is None else f"{record['latency_ms'] / 1000:.1f}s",
-                *([_harm_scores(record)] if scored else []),
-            )
-        return table
-
-
-_STYLES = {"harmful": "bold red", "unknown": "yellow", "failed": "yellow", "partial": "yellow"}
-
-
-def _label(value: str) -> str:
-    """Labels and statuses are our own enum values, so styling them is safe."""
-    style = _STYLES.get(value)
-    return f"[{style}]{value}[/]" if style else value
-
-
-def _harm_scores(record: dict[str, Any]) -> str:
-    return "/".join(
-        "-" if record[key] is None else f"{record[key]:.2f}"
-        for key in ("request_score", "response_score")
-    )
-
-
-def _tokens(record: dict[str, Any]) -> str:
-    if record["prompt_tokens"] is None:
-        return "-"
-    return f"{record['prompt_tokens']}+{record['output_tokens']}"
-
-
 def make_writer(
     fmt: str, stream: IO[str], *, reasoning: bool, fail_on: str, console: Any = None
 ) -> Writer:
@@ -282,9 +213,11 @@ def make_writer(
     if fmt == "json":
         return JsonWriter(stream, **options)
     if fmt == "table":
+        from guardcli.io.table import TableWriter, fits_terminal
+
         if console is None:
             from rich.console import Console
 
             console = Console(file=stream, highlight=False)
-        return TableWriter(console, **options)
+        return TableWriter(console, fit=fits_terminal(console), **options)
     raise UsageError(f"--format {fmt!r}", hint="use " + one_of(FORMATS))
