@@ -1,46 +1,49 @@
-"""Opening the model a command's ModelOptions name, and saying on stderr which it is."""
+"""Opening the model a command's ModelOptions name (through the Python API, guardcli.load, so
+the command line and embedding applications open and verify a model the same way), and
+saying on stderr which it is."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from guardcli.cli.console import say
-from guardcli.cli.options import ModelOptions
+from guardcli.cli.options import ModelOptions, parse_band
 
-if TYPE_CHECKING:  # the bundle and guard modules load with the model, not with --help
-    from guardcli.bundles.manifest import Manifest
-    from guardcli.core.guard import Guard, GuardOptions
-
-
-@dataclass(frozen=True)
-class Opened:
-    guard: Guard
-    manifest: Manifest
-    where: str  # "cpu, 4 threads" | "cuda"
+if TYPE_CHECKING:  # the API's model loads with the model, not with --help
+    from guardcli.api import GuardModel
+    from guardcli.core.guard import GuardOptions
 
 
-def open_model(options: ModelOptions, *, batch_size: int) -> Opened:
-    """Resolve and open the model, and say which on stderr."""
-    from guardcli.bundles.resolve import open_guard, resolve_model
+def open_model(options: ModelOptions, *, batch_size: int) -> GuardModel:
+    """Resolve, verify and open the model, and say which on stderr."""
+    from guardcli.api import load
 
-    guard_options = options.guard(batch_size)  # a bad option fails before the model loads
-    resolved = resolve_model(options.model)
-    guard, manifest, chosen = open_guard(
-        resolved,
+    opened = load(
+        options.model,
+        mode=options.mode,
         device=options.device,
         threads=options.threads,
-        verify_hashes=options.verify,
-        options=guard_options,
+        verify=options.verify,
+        batch_size=batch_size,
+        max_new_tokens=options.max_new_tokens,
+        max_input_tokens=options.max_input_tokens,
+        band=parse_band(options.band),
+        explain_flagged=options.explain_flagged,
     )
-    threads_used = getattr(guard.engine.backend, "threads", None)
-    plural = "" if threads_used == 1 else "s"
-    where = f"{chosen}, {threads_used} thread{plural}" if chosen == "cpu" else chosen
+    manifest = opened.manifest
     say(
-        f"guardcli: model {manifest.name} ({manifest.precision}) from {resolved.path} "
-        f"[{resolved.origin}] on {where}, {describe_mode(guard.options)}"
+        f"guardcli: model {manifest.name} ({manifest.precision}) from {opened.path} "
+        f"[{opened.origin}] on {where(opened)}, {describe_mode(opened.options)}"
     )
-    return Opened(guard, manifest, where)
+    return opened
+
+
+def where(opened: GuardModel) -> str:
+    """ "cpu, 4 threads" or "cuda"."""
+    if opened.threads is None:
+        return opened.device
+    plural = "" if opened.threads == 1 else "s"
+    return f"{opened.device}, {opened.threads} thread{plural}"
 
 
 def describe_mode(options: GuardOptions) -> str:

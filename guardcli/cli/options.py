@@ -22,7 +22,6 @@ from guardcli.core.guard import (
     DEFAULT_BATCH,
     DEFAULT_MAX_NEW_TOKENS,
     MODES,
-    GuardOptions,
 )
 from guardcli.core.tasks import NAMES
 from guardcli.errors import UsageError
@@ -114,9 +113,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar o
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Which model to open, where, and how it judges. The guard's options are checked when
-    ``guard`` makes them: just before the model is opened, which a command does only once its
-    inputs are known to need a model (a dry run never does)."""
+    """Which model to open, where, and how it judges: guardcli.load's arguments, as given.
+    They are checked when the model is opened (guardcli.cli.load), which a command does only
+    once its inputs are known to need a model (a dry run never does)."""
 
     model: str | None = None
     device: str = "auto"
@@ -128,19 +127,9 @@ class ModelOptions:
     band: str = BAND  # "LOW,HIGH", as given
     explain_flagged: bool = False
 
-    def guard(self, batch_size: int) -> GuardOptions:
-        return GuardOptions(
-            max_new_tokens=self.max_new_tokens,
-            max_input_tokens=self.max_input_tokens,
-            batch_size=batch_size,
-            mode=self.mode,
-            band=parse_band(self.band),
-            explain_flagged=self.explain_flagged,
-        )
-
 
 def parse_band(text: str) -> tuple[float, float]:
-    """ "LOW,HIGH" -> (LOW, HIGH); Guard checks the range, for library callers too."""
+    """ "LOW,HIGH" -> (LOW, HIGH); GuardOptions checks the range, for library callers too."""
     try:
         low, high = (float(part) for part in text.split(","))
     except ValueError:

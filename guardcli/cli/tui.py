@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from guardcli.cli.console import errors
-from guardcli.cli.load import open_model
+from guardcli.cli.load import open_model, where
 from guardcli.cli.options import (
     MAX_NEW,
     Device,
@@ -72,5 +72,5 @@ def run_tui(options: TuiOptions) -> None:
     from guardcli.tui.widgets import ModelInfo
 
     manifest = opened.manifest
-    info = ModelInfo(name=manifest.name, precision=manifest.precision, device=opened.where)
+    info = ModelInfo(name=manifest.name, precision=manifest.precision, device=where(opened))
     GuardApp(opened.guard, model=info, output=options.output).run()
