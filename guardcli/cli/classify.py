@@ -95,10 +95,10 @@ def classify(
 def run_classify(options: ClassifyOptions) -> ExitCode:
     from guardcli.io.outputs import make_writer
 
-    guard = open_model(options.model, batch_size=1).guard
+    model = open_model(options.model, batch_size=1)
     sample = Sample(id="1", prompt=options.prompt, response=options.response, source="--prompt")
     try:
-        result = guard.classify_batch([sample])[0]
+        [result] = model.classify_many([sample])
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     if result.generation is not None and result.generation.truncated_input:

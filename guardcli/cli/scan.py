@@ -245,13 +245,13 @@ def run_scan(options: ScanOptions) -> ExitCode:
                 say(summary.line())
             return summary.exit_code(options.strict)
         batch_size = options.batch_size or (1 if live else DEFAULT_BATCH)
-        guard = open_model(options.model, batch_size=batch_size).guard
+        model = open_model(options.model, batch_size=batch_size)
         stream = (
             sys.stdout
             if options.output is None
             else open_output(options.output, append=options.resume)
         )
-        _moderate(todo, guard, stream, fmt, options, summary)
+        _moderate(todo, model, stream, fmt, options, summary)
     except KeyboardInterrupt:
         say(summary.line() + " (interrupted; finished results kept)")
         return ExitCode.INTERRUPTED
@@ -293,8 +293,8 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
         )
 
 
-def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: ANN001
-    """Run samples through the guard, writing each result as soon as it exists.
+def _moderate(samples, model, stream, fmt, options, summary) -> None:  # noqa: ANN001
+    """Run samples through the model (a guardcli.GuardModel), writing each result as it comes.
 
     ``samples`` is a list (files: the bar knows the total) or an iterator (live stdin).
     """
@@ -307,7 +307,7 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
     try:
         with progress(total, show_bar) as bar:
             task = bar.add_task("scan", total=total)
-            for result in guard.run(samples):
+            for result in model.classify_many(samples):
                 writer.write(result)
                 summary.scanned += 1
                 verdict = result.verdict
