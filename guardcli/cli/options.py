@@ -146,5 +146,5 @@ def pick_format(fmt: Format | None, output: Path | None) -> Format:
         return fmt
     if output is not None:
         suffix = output.suffix.lower().lstrip(".")
-        return {"json": Format.json, "csv": Format.csv}.get(suffix, Format.jsonl)
+        return Format(suffix) if suffix in FORMATS and suffix != "table" else Format.jsonl
     return Format.table if sys.stdout.isatty() else Format.jsonl

@@ -1,4 +1,4 @@
-"""Results -> records -> JSONL, CSV, JSON or a terminal table.
+"""Results -> records -> JSONL, CSV, JSON, SARIF (guardcli.io.sarif) or a terminal table.
 
 A batch scan can run for hours and be killed at any moment, so every file writer puts each
 result on disk (flushed) the moment it exists: a killed run loses nothing it finished, and
@@ -19,7 +19,7 @@ from guardcli.core.tasks import FIELDS as TASK_FIELDS
 from guardcli.core.tasks import SCORE_FIELDS
 from guardcli.errors import UsageError, one_of
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "sarif")  # sarif: guardcli.io.sarif
 FIELDS = (
     "id",
     "source",
@@ -212,6 +212,10 @@ def make_writer(
         return CsvWriter(stream, **options)
     if fmt == "json":
         return JsonWriter(stream, **options)
+    if fmt == "sarif":
+        from guardcli.io.sarif import SarifWriter
+
+        return SarifWriter(stream, **options)
     if fmt == "table":
         from guardcli.io.table import TableWriter, fits_terminal
 
