@@ -25,8 +25,9 @@ from guardcli.io.sanitize import ELLIPSIS, for_terminal, one_line
 ID_CAP, SOURCE_CAP = 32, 40  # even when there is room: the table summarises, the JSONL records
 ID_MIN, SOURCE_MIN = 6, 10  # narrower than this, a cut value no longer tells rows apart
 SCORES, SCORES_FOLDED = "p(harm) req/resp", "p(harm)\nreq/resp"
+FOLD = "fold scores"  # a step of DROP_ORDER that drops nothing: the score header takes 2 lines
 # Optional columns, dropped in this order when the terminal is too narrow.
-DROP_ORDER = ("source", "latency", "tokens", fold := "fold scores", "status")
+DROP_ORDER = ("source", "latency", "tokens", FOLD, "status")
 _STYLES = {"harmful": "bold red", "unknown": "yellow", "failed": "yellow", "partial": "yellow"}
 
 
@@ -72,14 +73,13 @@ def plan(widths: dict[str, int], id_full: int, source_full: int, available: int 
     for stage in stages:
         dropped = set(stage)
         fixed = {k: v for k, v in widths.items() if k not in dropped and k != "scores folded"}
-        if fold in dropped and "scores" in fixed:
+        if FOLD in dropped and "scores" in fixed:
             fixed["scores"] = widths["scores folded"]
-        header = SCORES_FOLDED if fold in dropped else SCORES
+        header = SCORES_FOLDED if FOLD in dropped else SCORES
         with_source = "source" not in dropped
         cut = ("id", "source") if with_source else ("id",)
-        room = (10**6 if available is None else available - 3 * (len(cut) + len(fixed)) - 1) - sum(
-            fixed.values()
-        )
+        borders = 3 * (len(cut) + len(fixed)) + 1
+        room = 10**6 if available is None else available - borders - sum(fixed.values())
         if with_source and room >= id_min + source_min:
             # Half each, and what one does not need to the other.
             id_width = min(id_full, room - source_min, max(room // 2, room - source_full))
