@@ -109,6 +109,6 @@ def test_an_installed_wheel_builds_nano_and_gives_a_verdict(wheel, tmp_path):
         capture_output=True, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert judged.returncode in (0, 1), judged.stderr
-    record = json.loads(judged.stdout)
+    [record] = json.loads(judged.stdout)
     assert record["request"] in ("harmful", "unharmful")
     assert 0.0 <= record["request_score"] <= 1.0

@@ -289,7 +289,10 @@ def _run_benchmarks(files: list, options: EvalOptions) -> list:
                 "two benchmark files would write the same predictions file",
                 hint="evaluate each benchmark once per --output folder",
             )
-        done = [check_output(target, resume=resume, fmt="jsonl") for target in targets]
+        done = [
+            check_output(target, resume=resume, fmt="jsonl", mode=options.model.mode)
+            for target in targets
+        ]
     elif resume:
         raise UsageError("--resume needs --output DIR", hint="name the predictions folder")
     todo = sum(

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from guardcli.cli.console import errors, progress, say, say_skip
+from guardcli.cli.console import SkipReporter, errors, plural, progress, say
 from guardcli.cli.load import open_model
 from guardcli.cli.options import (
     BAND,
@@ -73,15 +73,16 @@ class ScanSummary:
     """The counts behind the summary line and the exit code."""
 
     fail_on: str = "any"
-    scanned: int = 0
+    scanned: int = 0  # the batch's samples: judged now, and resumed ones already judged
     flagged_request: int = 0
     flagged_response: int = 0
     flagged: int = 0
     unparsed: int = 0
     truncated: int = 0
     skipped: int = 0
-    resumed: int = 0
+    resumed: int = 0  # of scanned, those already in the resumed --output
     started: float = field(default_factory=time.perf_counter)
+    skips: SkipReporter = field(default_factory=SkipReporter)
 
     def count(self, *, request: bool, response: bool, parsed: bool) -> None:
         """One judged sample: whether its request and its response were judged harmful."""
@@ -92,17 +93,30 @@ class ScanSummary:
 
     def line(self) -> str:
         took = time.perf_counter() - self.started
+        scanned = f"{self.scanned} scanned"
+        if self.resumed:
+            scanned += f" ({self.scanned - self.resumed} now, {self.resumed} already done)"
         parts = [
-            f"{self.scanned} scanned",
+            scanned,
             f"{self.flagged} flagged (request {self.flagged_request}, "
             f"response {self.flagged_response})",
             f"{self.unparsed} unparsed",
             f"{self.skipped} skipped",
             f"{self.truncated} truncated",
         ]
-        if self.resumed:
-            parts.append(f"{self.resumed} already done")
         return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
+
+    def report(self, *, quiet: bool, note: str = "") -> None:
+        """The end of a run on stderr: what the skip lines left uncounted, the truncation
+        warning, then the summary line (which --quiet drops unless ``note`` explains an
+        early end)."""
+        self.skips.finish()
+        if self.truncated:
+            say(
+                f"guardcli: warning: {plural(self.truncated, 'input')} truncated to fit the context"
+            )
+        if note or not quiet:
+            say(self.line() + note)
 
     def exit_code(self, strict: bool) -> ExitCode:
         """2 for skips under --strict; else 1 when something failed the gate. A sample whose
@@ -206,9 +220,16 @@ def scan(
 
 
 def run_scan(options: ScanOptions) -> ExitCode:
+    summary = ScanSummary(options.fail_on)
+    try:
+        return _run_scan(options, summary)
+    finally:
+        summary.skips.finish()  # a run that ends in an error still counts its skips
+
+
+def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
     from guardcli.io.inputs import iter_samples
 
-    summary = ScanSummary(options.fail_on)
     items = iter_samples(options.paths, options.inputs, stdin=sys.stdin)  # a typo fails here
 
     def reported() -> Iterator[Sample]:
@@ -216,14 +237,16 @@ def run_scan(options: ScanOptions) -> ExitCode:
         for item in items:
             if isinstance(item, Skip):
                 summary.skipped += 1
-                say_skip(item)
+                summary.skips(item)
             else:
                 yield item
 
     if options.dry_run:
         return _dry_run(reported(), options, summary)
     fmt = pick_format(options.fmt, options.output)
-    done = check_output(options.output, resume=options.resume, fmt=fmt.value)
+    done = check_output(
+        options.output, resume=options.resume, fmt=fmt.value, mode=options.model.mode
+    )
     live = _live_stdin(options.paths)
     try:
         if live:  # judge each sample as it arrives; wait for the first before loading
@@ -234,15 +257,14 @@ def run_scan(options: ScanOptions) -> ExitCode:
         if samples is None:
             raise UsageError(
                 "nothing to scan"
-                + (f": all {summary.skipped} inputs were skipped" if summary.skipped else ""),
+                + (f": all {plural(summary.skipped, 'input')} skipped" if summary.skipped else ""),
                 hint="check the paths and the messages above",
             )
         todo = _not_done(samples, done, summary)
         if not live:
             todo = list(todo)
         if not (live or todo):  # a resumed batch that was already complete
-            if not options.quiet:
-                say(summary.line())
+            summary.report(quiet=options.quiet)
             return summary.exit_code(options.strict)
         batch_size = options.batch_size or (1 if live else DEFAULT_BATCH)
         guard = open_model(options.model, batch_size=batch_size).guard
@@ -253,12 +275,9 @@ def run_scan(options: ScanOptions) -> ExitCode:
         )
         _moderate(todo, guard, stream, fmt, options, summary)
     except KeyboardInterrupt:
-        say(summary.line() + " (interrupted; finished results kept)")
+        summary.report(quiet=options.quiet, note=" (interrupted; finished results kept)")
         return ExitCode.INTERRUPTED
-    if summary.truncated:
-        say(f"guardcli: warning: {summary.truncated} inputs were truncated to fit the context")
-    if not options.quiet:
-        say(summary.line())
+    summary.report(quiet=options.quiet)
     return summary.exit_code(options.strict)
 
 
@@ -285,6 +304,7 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
         if record is None:
             yield sample
             continue
+        summary.scanned += 1
         summary.resumed += 1
         summary.count(
             request=record.get("request") == "harmful",
@@ -350,6 +370,7 @@ def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSumma
     finally:
         if stream is not sys.stdout:
             stream.close()
+    summary.skips.finish()
     if not options.quiet:
-        say(f"guardcli: {count} inputs, {summary.skipped} skipped (dry run)")
+        say(f"guardcli: {plural(count, 'input')}, {summary.skipped} skipped (dry run)")
     return ExitCode.USAGE if options.strict and summary.skipped else ExitCode.OK
