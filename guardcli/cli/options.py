@@ -48,7 +48,11 @@ MAX_NEW = DEFAULT_MAX_NEW_TOKENS
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", help="Bundle directory or installed model name.", show_default=False
+        "--model",
+        "-m",
+        help="Bundle directory or installed model name.",
+        show_default=False,
+        metavar="DIR|NAME",
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when available.")]

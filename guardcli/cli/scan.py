@@ -130,7 +130,9 @@ class ScanSummary:
 
 
 def scan(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="Files, folders, or - for stdin.", metavar="PATH")
+    ],
     model: ModelOpt = None,
     mode: ModeOpt = RunMode.reason,
     band: BandOpt = BAND,
@@ -142,7 +144,11 @@ def scan(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write results here as they finish.", show_default=False
+            "--output",
+            "-o",
+            help="Write results here as they finish.",
+            show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     resume: Annotated[
@@ -154,24 +160,32 @@ def scan(
         bool, typer.Option("--strict", help="Exit 2 if any input was skipped.")
     ] = False,
     include: Annotated[
-        list[str] | None, typer.Option(help="Only files matching this glob (repeatable).")
+        list[str] | None,
+        typer.Option(help="Only files matching this glob (repeatable).", metavar="GLOB"),
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option(help="Skip files matching this glob (repeatable).")
+        list[str] | None,
+        typer.Option(help="Skip files matching this glob (repeatable).", metavar="GLOB"),
     ] = None,
     split: Annotated[
         Split, typer.Option(help="Text files: one sample per file, line or paragraph.")
     ] = Split.none,
     lines: Annotated[bool, typer.Option("--lines", help="Same as --split lines.")] = False,
     prompt_field: Annotated[
-        str, typer.Option(help="JSON/CSV field holding the prompt.")
+        str, typer.Option(help="JSON/CSV field holding the prompt.", metavar="NAME")
     ] = "prompt",
     response_field: Annotated[
-        str, typer.Option(help="JSON/CSV field holding the AI response.")
+        str, typer.Option(help="JSON/CSV field holding the AI response.", metavar="NAME")
     ] = "response",
-    id_field: Annotated[str, typer.Option(help="JSON/CSV field holding the sample id.")] = "id",
+    id_field: Annotated[
+        str, typer.Option(help="JSON/CSV field holding the sample id.", metavar="NAME")
+    ] = "id",
     stdin_format: Annotated[
-        str, typer.Option(help=f"How to read stdin: {one_of(STDIN_FORMATS)}.")
+        str,
+        typer.Option(
+            help=f"How to read stdin: {one_of(STDIN_FORMATS)}.",
+            metavar=f"[{'|'.join(STDIN_FORMATS)}]",
+        ),
     ] = "auto",
     batch_size: BatchOpt = None,
     max_new_tokens: MaxNewOpt = MAX_NEW,
