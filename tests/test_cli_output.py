@@ -153,6 +153,26 @@ def test_output_usage_errors_come_before_any_model(tmp_path):
 # ---- output formats ------------------------------------------------------------------------
 
 
+def test_output_with_an_explicit_format_shows_the_results_on_stdout_too(tmp_path, fixture_bundle):
+    """-o FILE alone keeps stdout empty; -f beside it asks for stdout data, so both get it.
+    The file's format comes from its name, never from -f."""
+    corpus = _corpus(tmp_path, copies=1)
+    model = ["--model", str(fixture_bundle), "--mode", "fast", *GEN]
+    quiet = invoke("scan", str(corpus), "-o", str(tmp_path / "a.jsonl"), *model)
+    assert quiet.exit_code == 1 and quiet.stdout == "", quiet.stderr
+    tee = invoke("scan", str(corpus), "-o", str(tmp_path / "b.jsonl"), "-f", "jsonl", *model)
+    assert tee.exit_code == 1, tee.stderr
+    saved = jsonl_records((tmp_path / "b.jsonl").read_text(encoding="utf-8"))
+    assert [_comparable(r) for r in jsonl_records(tee.stdout)] == [_comparable(r) for r in saved]
+    assert [r["id"] for r in saved] == [f"{p.id}-0" for p in FIXTURE_PAIRS]
+    as_csv = invoke("scan", str(corpus), "-o", str(tmp_path / "c.txt"), "-f", "csv", *model)
+    assert as_csv.exit_code == 1, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [row["id"] for row in rows] == [r["id"] for r in saved]
+    kept = jsonl_records((tmp_path / "c.txt").read_text(encoding="utf-8"))  # JSONL: not .csv
+    assert [r["id"] for r in kept] == [row["id"] for row in rows]
+
+
 @pytest.fixture
 def pairs_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "pairs.jsonl", [pair_record(p) for p in FIXTURE_PAIRS])

@@ -67,7 +67,8 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output format (default: table on a terminal, else jsonl).",
+        help="What stdout shows (default: table on a terminal, else jsonl). With --output, "
+        "stdout shows nothing unless this is given.",
         show_default=False,
     ),
 ]
@@ -154,12 +155,16 @@ def parse_band(text: str) -> tuple[float, float]:
     return low, high
 
 
-def pick_format(fmt: Format | None, output: Path | None) -> Format:
-    """--format, else what --output's suffix says, else a table on a terminal and JSONL in a
-    pipe."""
+def pick_format(fmt: Format | None) -> Format:
+    """What stdout shows: --format, else a table on a terminal and JSONL in a pipe."""
     if fmt is not None:
         return fmt
-    if output is not None:
-        suffix = output.suffix.lower().lstrip(".")
-        return {"json": Format.json, "csv": Format.csv}.get(suffix, Format.jsonl)
     return Format.table if sys.stdout.isatty() else Format.jsonl
+
+
+def output_format(output: Path) -> Format:
+    """What an --output file holds, from its name: a JSON array for ``.json``, CSV for
+    ``.csv``, else JSONL (one flushed line per result, what --resume reads back). --format
+    does not change it: with --output, --format names what stdout shows as well."""
+    suffix = output.suffix.lower().lstrip(".")
+    return {"json": Format.json, "csv": Format.csv}.get(suffix, Format.jsonl)

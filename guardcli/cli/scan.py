@@ -7,15 +7,14 @@ import itertools
 import os
 import stat
 import sys
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from guardcli.cli.console import SkipReporter, errors, plural, progress, say
+from guardcli.cli.console import errors, plural, progress, say
 from guardcli.cli.load import open_model
 from guardcli.cli.options import (
     BAND,
@@ -40,9 +39,10 @@ from guardcli.cli.options import (
     RunMode,
     Split,
     ThreadsOpt,
+    output_format,
     pick_format,
 )
-from guardcli.core.gate import fails
+from guardcli.cli.summary import ScanSummary
 from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.core.records import Sample, Skip
 from guardcli.errors import ExitCode, UsageError, one_of
@@ -57,7 +57,7 @@ class ScanOptions:
     paths: list[str]
     inputs: InputOptions
     model: ModelOptions
-    fmt: Format | None = None  # None: from --output's suffix, or the terminal
+    fmt: Format | None = None  # stdout's; None: the terminal's, or nothing beside --output
     output: Path | None = None
     resume: bool = False
     reasoning: bool = False
@@ -66,67 +66,6 @@ class ScanOptions:
     batch_size: int | None = None  # None: DEFAULT_BATCH, or 1 for live stdin
     dry_run: bool = False
     quiet: bool = False
-
-
-@dataclass
-class ScanSummary:
-    """The counts behind the summary line and the exit code."""
-
-    fail_on: str = "any"
-    scanned: int = 0  # the batch's samples: judged now, and resumed ones already judged
-    flagged_request: int = 0
-    flagged_response: int = 0
-    flagged: int = 0
-    unparsed: int = 0
-    truncated: int = 0
-    skipped: int = 0
-    resumed: int = 0  # of scanned, those already in the resumed --output
-    started: float = field(default_factory=time.perf_counter)
-    skips: SkipReporter = field(default_factory=SkipReporter)
-
-    def count(self, *, request: bool, response: bool, parsed: bool) -> None:
-        """One judged sample: whether its request and its response were judged harmful."""
-        self.flagged_request += request
-        self.flagged_response += response
-        self.flagged += fails(self.fail_on, request=request, response=response)
-        self.unparsed += not parsed
-
-    def line(self) -> str:
-        took = time.perf_counter() - self.started
-        scanned = f"{self.scanned} scanned"
-        if self.resumed:
-            scanned += f" ({self.scanned - self.resumed} now, {self.resumed} already done)"
-        parts = [
-            scanned,
-            f"{self.flagged} flagged (request {self.flagged_request}, "
-            f"response {self.flagged_response})",
-            f"{self.unparsed} unparsed",
-            f"{self.skipped} skipped",
-            f"{self.truncated} truncated",
-        ]
-        return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
-
-    def report(self, *, quiet: bool, note: str = "") -> None:
-        """The end of a run on stderr: what the skip lines left uncounted, the truncation
-        warning, then the summary line (which --quiet drops unless ``note`` explains an
-        early end)."""
-        self.skips.finish()
-        if self.truncated:
-            say(
-                f"guardcli: warning: {plural(self.truncated, 'input')} truncated to fit the context"
-            )
-        if note or not quiet:
-            say(self.line() + note)
-
-    def exit_code(self, strict: bool) -> ExitCode:
-        """2 for skips under --strict; else 1 when something failed the gate. A sample whose
-        output gave no verdict fails it too (unless --fail-on none): a guard that could not
-        judge must not let a CI gate pass, so a broken model reads as a failure, never as
-        "nothing flagged"."""
-        if strict and self.skipped:
-            return ExitCode.USAGE
-        gate = self.flagged or (self.unparsed and self.fail_on != "none")
-        return ExitCode.FLAGGED if gate else ExitCode.OK
 
 
 def scan(
@@ -146,7 +85,8 @@ def scan(
         typer.Option(
             "--output",
             "-o",
-            help="Write results here as they finish.",
+            help="Write results here as they finish: JSONL (a JSON array for .json, CSV for "
+            ".csv). stdout then shows nothing unless --format is given.",
             show_default=False,
             metavar="FILE",
         ),
@@ -257,9 +197,13 @@ def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
 
     if options.dry_run:
         return _dry_run(reported(), options, summary)
-    fmt = pick_format(options.fmt, options.output)
+    saved = None if options.output is None else output_format(options.output)
+    shown = pick_format(options.fmt) if options.output is None or options.fmt else None
     done = check_output(
-        options.output, resume=options.resume, fmt=fmt.value, mode=options.model.mode
+        options.output,
+        resume=options.resume,
+        fmt=(saved or Format.jsonl).value,
+        mode=options.model.mode,
     )
     live = _live_stdin(options.paths)
     try:
@@ -282,12 +226,10 @@ def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
             return summary.exit_code(options.strict)
         batch_size = options.batch_size or (1 if live else DEFAULT_BATCH)
         guard = open_model(options.model, batch_size=batch_size).guard
-        stream = (
-            sys.stdout
-            if options.output is None
-            else open_output(options.output, append=options.resume)
-        )
-        _moderate(todo, guard, stream, fmt, options, summary)
+        targets = [] if shown is None else [(sys.stdout, shown)]
+        if options.output is not None and saved is not None:
+            targets.insert(0, (open_output(options.output, append=options.resume), saved))
+        _moderate(todo, guard, targets, options, summary)
     except KeyboardInterrupt:
         summary.report(quiet=options.quiet, note=" (interrupted; finished results kept)")
         return ExitCode.INTERRUPTED
@@ -327,8 +269,9 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
         )
 
 
-def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: ANN001
-    """Run samples through the guard, writing each result as soon as it exists.
+def _moderate(samples, guard, targets, options, summary) -> None:  # noqa: ANN001
+    """Run samples through the guard, writing each result to every (stream, format) target
+    (the --output file, stdout, or both) as soon as it exists.
 
     ``samples`` is a list (files: the bar knows the total) or an iterator (live stdin).
     """
@@ -337,17 +280,24 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
     from guardcli.io.outputs import make_writer
 
     total = len(samples) if isinstance(samples, list) else None
-    console = Console(file=stream, highlight=False) if fmt is Format.table else None
-    writer = make_writer(
-        fmt.value, stream, reasoning=options.reasoning, fail_on=options.fail_on, console=console
-    )
+    writers = [
+        make_writer(
+            fmt.value,
+            stream,
+            reasoning=options.reasoning,
+            fail_on=options.fail_on,
+            console=Console(file=stream, highlight=False) if fmt is Format.table else None,
+        )
+        for stream, fmt in targets
+    ]
     show_bar = sys.stderr.isatty() and not options.quiet and (total is None or total > 1)
     complete = False
     try:
         with progress(total, show_bar) as bar:
             task = bar.add_task("scan", total=total)
             for result in guard.run(samples):
-                writer.write(result)
+                for writer in writers:
+                    writer.write(result)
                 summary.scanned += 1
                 verdict = result.verdict
                 summary.count(
@@ -360,9 +310,10 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
                 bar.advance(task)
         complete = True
     finally:
-        writer.close(complete=complete)
-        if stream is not sys.stdout:
-            stream.close()
+        for writer, (stream, _fmt) in zip(writers, targets, strict=True):
+            writer.close(complete=complete)
+            if stream is not sys.stdout:
+                stream.close()
 
 
 def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSummary) -> ExitCode:
