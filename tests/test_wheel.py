@@ -112,3 +112,22 @@ def test_an_installed_wheel_builds_nano_and_gives_a_verdict(wheel, tmp_path):
     [record] = json.loads(judged.stdout)
     assert record["request"] in ("harmful", "unharmful")
     assert 0.0 <= record["request_score"] <= 1.0
+
+
+def test_missing_artifacts_say_how_to_get_them(tmp_path, monkeypatch):
+    """The hint names what works for an installed guardcli, not 'run from a checkout'."""
+    from tests.cli_support import invoke
+
+    monkeypatch.setenv("GUARDCLI_NANO_DIR", str(tmp_path))
+    result = invoke("models", "build", "nano")
+    assert result.exit_code == 3
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"guardcli: error: {tmp_path / SPEC}: the nano model's artifacts are")
+    assert "pip install --force-reinstall guardcli" in line and "GUARDCLI_NANO_DIR" in line
+    assert "run from a guardcli checkout" not in line
+
+
+def test_the_checkout_reads_models_nano_through_the_package():
+    from guardcli.bundles.nano import artifacts_dir
+
+    assert artifacts_dir().resolve() == NANO.resolve()
