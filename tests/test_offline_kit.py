@@ -119,7 +119,7 @@ def test_the_kit_installs_offline_and_gives_verdicts(fixture_bundle, tmp_path):
     site = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import importlib.util as u; "
          "print(u.find_spec('torch') is None, u.find_spec('guardcli').origin)"],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
+        capture_output=True, text=True, check=True, cwd=tmp_path, env=offline,
     ).stdout.split()  # fmt: skip
     assert site[0] == "True" and str(venv) in site[1]  # the kit's wheel, not this checkout
 
