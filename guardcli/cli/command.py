@@ -61,6 +61,10 @@ def argument_usage(param: Any) -> str:
 
 
 class GuardCommand(TyperCommand):
+    """``app.command(cls=GuardCommand)``: Typer builds the parameters, this fills in what they
+    show. Typer offers no class hook for arguments, so each is re-classed to ``_Argument``
+    (a subclass that only changes its help row: same state, same parsing)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
