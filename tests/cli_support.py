@@ -28,9 +28,11 @@ GEN = ["--max-new-tokens", "256", "--device", "cpu"]
 # A wide, colourless "terminal" so tables are neither cut nor styled.
 ENV = {"COLUMNS": "200", "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None}
 SUMMARY = re.compile(
-    r"^guardcli: (?P<scanned>\d+) scanned, (?P<flagged>\d+) flagged "
+    r"^guardcli: (?P<scanned>\d+) scanned"
+    r"(?: \((?P<now>\d+) now, (?P<resumed>\d+) already done\))?, "
+    r"(?P<flagged>\d+) flagged "
     r"\(request (?P<request>\d+), response (?P<response>\d+)\), (?P<unparsed>\d+) unparsed, "
-    r"(?P<skipped>\d+) skipped, (?P<truncated>\d+) truncated(?:, \d+ already done)? in [\d.]+s",
+    r"(?P<skipped>\d+) skipped, (?P<truncated>\d+) truncated in [\d.]+s",
     re.MULTILINE,
 )
 
@@ -78,8 +80,9 @@ def jsonl_records(stdout: str) -> list[dict]:
 
 
 def summary_of(stderr: str) -> dict[str, int]:
+    """The summary line's counts; ``now`` and ``resumed`` only for a resumed run."""
     [match] = SUMMARY.finditer(stderr)
-    return {key: int(value) for key, value in match.groupdict().items()}
+    return {key: int(value) for key, value in match.groupdict().items() if value is not None}
 
 
 def pair_record(pair, **extra) -> dict:

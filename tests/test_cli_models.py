@@ -93,6 +93,21 @@ def test_no_model_at_all(tmp_path):
     assert "no models installed" in listed.stderr
 
 
+def test_where_nano_cannot_be_built_no_model_points_to_the_kits_bundle(monkeypatch):
+    """An air-gapped box installed from an offline kit has no SmolLM2 GGUF: 'models build
+    nano' would fail there too, so the hint names the kit's own bundle first."""
+    from guardcli.bundles import resolve
+
+    monkeypatch.setattr(resolve, "find_base_gguf", lambda: None)
+    result = invoke("scan", "-", input="hello", env=no_model_env())
+    assert result.exit_code == 3
+    [line] = result.stderr.splitlines()
+    assert line.startswith("guardcli: error: no model found - from an offline kit, use its own")
+    assert "'guardcli models default KIT/nano' (the kit's install.sh does this)" in line
+    named = invoke("classify", "-p", "x", "--model", "nano", env=no_model_env())
+    assert named.exit_code == 3 and "KIT/nano" in named.stderr
+
+
 @pytest.mark.slow
 def test_model_resolution_order(fixture_bundle, tmp_path):
     alpha, beta = install(fixture_bundle, "alpha"), install(fixture_bundle, "beta")

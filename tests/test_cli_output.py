@@ -66,8 +66,9 @@ def test_resume_after_a_kill_equals_a_clean_run(tmp_path, fixture_bundle):
 
     resumed = invoke("scan", str(corpus), "-o", str(killed), "--resume", *model)
     assert resumed.exit_code == 1, resumed.stderr
-    assert summary_of(resumed.stderr)["scanned"] == 5
-    assert "7 already done" in resumed.stderr
+    counts = summary_of(resumed.stderr)  # the batch's: 5 judged now, 7 by the killed run
+    assert (counts["scanned"], counts["now"], counts["resumed"]) == (12, 5, 7)
+    assert counts["flagged"] == 6 and counts["flagged"] <= counts["scanned"]
     got = jsonl_records(killed.read_text(encoding="utf-8"))
     want = jsonl_records("".join(clean_lines))
     assert sorted(r["id"] for r in got) == sorted(r["id"] for r in want)  # each id once
@@ -78,7 +79,9 @@ def test_resume_after_a_kill_equals_a_clean_run(tmp_path, fixture_bundle):
     again = invoke("scan", str(corpus), "-o", str(killed), "--resume", *model)
     assert again.exit_code == 1, again.stderr
     assert summary_of(again.stderr) == {
-        "scanned": 0,
+        "scanned": 12,
+        "now": 0,
+        "resumed": 12,
         "flagged": 6,
         "request": 6,
         "response": 2,
@@ -86,7 +89,6 @@ def test_resume_after_a_kill_equals_a_clean_run(tmp_path, fixture_bundle):
         "skipped": 0,
         "truncated": 0,
     }
-    assert "12 already done" in again.stderr
     assert killed.read_bytes() == finished
 
 
@@ -101,7 +103,7 @@ def test_resumed_flags_still_fail_the_batch(tmp_path, fixture_bundle):
     kept = [r for r in jsonl_records(out.read_text(encoding="utf-8")) if r["request"] == "harmful"]
     write_jsonl(out, kept)
     resumed = invoke("scan", str(corpus), "-o", str(out), "--resume", *model)
-    assert summary_of(resumed.stderr)["scanned"] == len(FIXTURE_PAIRS) - len(kept)
+    assert summary_of(resumed.stderr)["now"] == len(FIXTURE_PAIRS) - len(kept)
     assert resumed.exit_code == 1, resumed.stderr
     assert (
         invoke(
@@ -119,11 +121,22 @@ def test_output_usage_errors_come_before_any_model(tmp_path):
     existing.write_text('{"id": "x"}\n', encoding="utf-8")
     corrupt = tmp_path / "corrupt.jsonl"
     corrupt.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n', encoding="utf-8")
+    reasoned = write_jsonl(tmp_path / "reasoned.jsonl", [{"id": "a", "mode": "reason"}])
+    fast = write_jsonl(tmp_path / "fast.jsonl", [{"id": "a", "mode": "fast", "request_score": 0.9}])
     cases = {
         ("--resume",): "--resume needs --output FILE",
         ("-o", str(existing)): "already exists",
         ("-o", str(tmp_path / "out.csv"), "--resume"): "only with JSONL",
         ("-o", str(corrupt), "--resume"): f"cannot resume: {corrupt}:2",
+        ("-o", str(reasoned), "--resume", "--mode", "fast"): (
+            f"cannot resume {reasoned}: its records were written with --mode reason, "
+            "this run is --mode fast - resume with --mode reason, or choose another --output"
+        ),
+        (
+            "-o",
+            str(fast),
+            "--resume",
+        ): "written with --mode fast|cascade, this run is --mode reason",
         (
             "-o",
             str(tmp_path),
@@ -138,6 +151,26 @@ def test_output_usage_errors_come_before_any_model(tmp_path):
 
 
 # ---- output formats ------------------------------------------------------------------------
+
+
+def test_output_with_an_explicit_format_shows_the_results_on_stdout_too(tmp_path, fixture_bundle):
+    """-o FILE alone keeps stdout empty; -f beside it asks for stdout data, so both get it.
+    The file's format comes from its name, never from -f."""
+    corpus = _corpus(tmp_path, copies=1)
+    model = ["--model", str(fixture_bundle), "--mode", "fast", *GEN]
+    quiet = invoke("scan", str(corpus), "-o", str(tmp_path / "a.jsonl"), *model)
+    assert quiet.exit_code == 1 and quiet.stdout == "", quiet.stderr
+    tee = invoke("scan", str(corpus), "-o", str(tmp_path / "b.jsonl"), "-f", "jsonl", *model)
+    assert tee.exit_code == 1, tee.stderr
+    saved = jsonl_records((tmp_path / "b.jsonl").read_text(encoding="utf-8"))
+    assert [_comparable(r) for r in jsonl_records(tee.stdout)] == [_comparable(r) for r in saved]
+    assert [r["id"] for r in saved] == [f"{p.id}-0" for p in FIXTURE_PAIRS]
+    as_csv = invoke("scan", str(corpus), "-o", str(tmp_path / "c.txt"), "-f", "csv", *model)
+    assert as_csv.exit_code == 1, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [row["id"] for row in rows] == [r["id"] for r in saved]
+    kept = jsonl_records((tmp_path / "c.txt").read_text(encoding="utf-8"))  # JSONL: not .csv
+    assert [r["id"] for r in kept] == [row["id"] for row in rows]
 
 
 @pytest.fixture

@@ -50,7 +50,31 @@ def test_dry_run_prints_exact_inputs_and_loads_no_model(tmp_path):
     expected = [(p.id, build_input(p.prompt, p.response)) for p in FIXTURE_PAIRS]
     expected.append((str(text), build_input("line one\nline two")))
     assert [(r["id"], r["input"]) for r in records] == expected
-    assert "7 inputs, 0 skipped (dry run)" in result.stderr
+    assert "guardcli: 7 inputs, 0 skipped (dry run)" in result.stderr
+
+
+def test_many_bad_lines_give_a_few_lines_and_a_count_per_file(tmp_path):
+    """96 prompt-less lines are four stderr lines per file, -q or not; the summary counts all."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name in ("a.jsonl", "b.jsonl"):
+        write_jsonl(folder / name, [{"id": f"{name}{n}", "response": "r"} for n in range(48)])
+    write_jsonl(folder / "ok.jsonl", [pair_record(FIXTURE_PAIRS[0])])
+    for quiet in ((), ("-q",)):
+        result = invoke("scan", "--dry-run", str(folder), *quiet)
+        assert result.exit_code == 0, result.stderr
+        lines = result.stderr.splitlines()
+        for name in ("a.jsonl", "b.jsonl"):
+            shown = [
+                line for line in lines if line.startswith(f"guardcli: skipped {folder / name}:")
+            ]
+            assert len(shown) == 3, result.stderr
+            assert f"guardcli: ... 45 more lines skipped in {folder / name}" in lines
+        assert len(lines) == 9 - len(quiet), result.stderr  # + "1 input, 96 skipped"
+    assert lines[-1] == "guardcli: ... 45 more lines skipped in " + str(folder / "b.jsonl")
+    assert (
+        "guardcli: 1 input, 96 skipped (dry run)" in invoke("scan", "--dry-run", str(folder)).stderr
+    )
 
 
 def test_dry_run_strict_and_output(tmp_path):

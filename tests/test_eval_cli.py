@@ -160,6 +160,9 @@ def test_honest_mode_reports_records_it_cannot_score(tmp_path):
         (("--predictions", "p", "--reference", "Nobody-9B"), "no such row"),
         (("--predictions", "p", "--output", "o"), "for running a model"),
         (("--predictions", "absent-folder"), "no such file or folder"),
+        (("0_0_SimpleSafetyTest.json",), "0_0_SimpleSafetyTest.json: no such file"),  # a typo
+        (("absent.jsonl", "--task", "prompt"), "absent.jsonl: no such file"),
+        (("p",), "p: is a folder"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, args, message):

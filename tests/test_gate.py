@@ -8,7 +8,7 @@ import json
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
-from guardcli.cli.scan import ScanSummary
+from guardcli.cli.summary import ScanSummary
 from tests.cli_support import invoke
 
 

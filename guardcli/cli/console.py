@@ -8,6 +8,7 @@ imported only when something is shown.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,39 @@ def flat(text: str) -> str:
 
 def say_skip(skip: Skip) -> None:
     say(f"guardcli: skipped {flat(skip.source)}: {flat(skip.reason)}")
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 input", "2 inputs" (regular nouns only: every noun the CLI counts is one)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+SKIPS_SHOWN = 3  # per file; the rest are counted
+_WITHIN_FILE = re.compile(r"(:\d+|#[^/\\]*)$")  # "path:12", "path#3" -> "path"
+
+
+class SkipReporter:
+    """The skip lines of one run: the first few of each file, then one count per file, so a
+    folder of 96 prompt-less lines says what is wrong in four lines instead of 96 (the
+    summary still counts every skip)."""
+
+    def __init__(self, shown: int = SKIPS_SHOWN) -> None:
+        self.shown = shown
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, skip: Skip) -> None:
+        where = _WITHIN_FILE.sub("", skip.source) or skip.source
+        seen = self.counts[where] = self.counts.get(where, 0) + 1
+        if seen <= self.shown:
+            say_skip(skip)
+
+    def finish(self) -> None:
+        """One line per file with more skips than were shown; once, at the end of the run."""
+        for where, seen in self.counts.items():
+            if seen > self.shown:
+                more = plural(seen - self.shown, "more line")
+                say(f"guardcli: ... {more} skipped in {flat(where)}")
+        self.counts.clear()
 
 
 @contextmanager

@@ -90,6 +90,7 @@ def eval_(
             help="Benchmark files to run the model on: GuardReasoner JSON (instruction/input/"
             "output) or labelled JSONL.",
             show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     predictions: Annotated[
@@ -128,6 +129,7 @@ def eval_(
             "-o",
             help="Folder for the predictions (<Benchmark>.jsonl), written as they finish.",
             show_default=False,
+            metavar="DIR",
         ),
     ] = None,
     resume: Annotated[
@@ -155,6 +157,7 @@ def eval_(
         typer.Option(
             help="Add the paper's F1 of this model as a column (e.g. GuardReasoner-1B).",
             show_default=False,
+            metavar="MODEL",
         ),
     ] = None,
     chart: Annotated[
@@ -162,6 +165,7 @@ def eval_(
         typer.Option(
             help="Write a bar chart PNG against the paper's rows (needs guardcli[plot]).",
             show_default=False,
+            metavar="FILE.png",
         ),
     ] = None,
     quiet: Annotated[
@@ -289,7 +293,10 @@ def _run_benchmarks(files: list, options: EvalOptions) -> list:
                 "two benchmark files would write the same predictions file",
                 hint="evaluate each benchmark once per --output folder",
             )
-        done = [check_output(target, resume=resume, fmt="jsonl") for target in targets]
+        done = [
+            check_output(target, resume=resume, fmt="jsonl", mode=options.model.mode)
+            for target in targets
+        ]
     elif resume:
         raise UsageError("--resume needs --output DIR", hint="name the predictions folder")
     todo = sum(

@@ -47,7 +47,11 @@ MAX_NEW = DEFAULT_MAX_NEW_TOKENS
 ModelOpt = Annotated[
     str | None,
     typer.Option(
-        "--model", "-m", help="Bundle directory or installed model name.", show_default=False
+        "--model",
+        "-m",
+        help="Bundle directory or installed model name.",
+        show_default=False,
+        metavar="DIR|NAME",
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when available.")]
@@ -62,7 +66,8 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output format (default: table on a terminal, else jsonl).",
+        help="What stdout shows (default: table on a terminal, else jsonl). With --output, "
+        "stdout shows nothing unless this is given.",
         show_default=False,
     ),
 ]
@@ -139,12 +144,17 @@ def parse_band(text: str) -> tuple[float, float]:
     return low, high
 
 
-def pick_format(fmt: Format | None, output: Path | None) -> Format:
-    """--format, else what --output's suffix says, else a table on a terminal and JSONL in a
-    pipe."""
+def pick_format(fmt: Format | None) -> Format:
+    """What stdout shows: --format, else a table on a terminal and JSONL in a pipe."""
     if fmt is not None:
         return fmt
-    if output is not None:
-        suffix = output.suffix.lower().lstrip(".")
-        return Format(suffix) if suffix in FORMATS and suffix != "table" else Format.jsonl
     return Format.table if sys.stdout.isatty() else Format.jsonl
+
+
+def output_format(output: Path) -> Format:
+    """What an --output file holds, from its name: a JSON array for ``.json``, CSV for
+    ``.csv``, SARIF for ``.sarif``, else JSONL (one flushed line per result, what --resume
+    reads back). --format does not change it: with --output, --format names what stdout shows
+    as well."""
+    suffix = output.suffix.lower().lstrip(".")
+    return Format(suffix) if suffix in FORMATS and suffix != "table" else Format.jsonl

@@ -7,15 +7,14 @@ import itertools
 import os
 import stat
 import sys
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from guardcli.cli.console import errors, progress, say, say_skip
+from guardcli.cli.console import errors, plural, progress, say
 from guardcli.cli.load import open_model
 from guardcli.cli.options import (
     BAND,
@@ -40,9 +39,10 @@ from guardcli.cli.options import (
     RunMode,
     Split,
     ThreadsOpt,
+    output_format,
     pick_format,
 )
-from guardcli.core.gate import fails
+from guardcli.cli.summary import ScanSummary
 from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.core.records import Sample, Skip
 from guardcli.errors import ExitCode, UsageError, one_of
@@ -57,7 +57,7 @@ class ScanOptions:
     paths: list[str]
     inputs: InputOptions
     model: ModelOptions
-    fmt: Format | None = None  # None: from --output's suffix, or the terminal
+    fmt: Format | None = None  # stdout's; None: the terminal's, or nothing beside --output
     output: Path | None = None
     resume: bool = False
     reasoning: bool = False
@@ -68,55 +68,10 @@ class ScanOptions:
     quiet: bool = False
 
 
-@dataclass
-class ScanSummary:
-    """The counts behind the summary line and the exit code."""
-
-    fail_on: str = "any"
-    scanned: int = 0
-    flagged_request: int = 0
-    flagged_response: int = 0
-    flagged: int = 0
-    unparsed: int = 0
-    truncated: int = 0
-    skipped: int = 0
-    resumed: int = 0
-    started: float = field(default_factory=time.perf_counter)
-
-    def count(self, *, request: bool, response: bool, parsed: bool) -> None:
-        """One judged sample: whether its request and its response were judged harmful."""
-        self.flagged_request += request
-        self.flagged_response += response
-        self.flagged += fails(self.fail_on, request=request, response=response)
-        self.unparsed += not parsed
-
-    def line(self) -> str:
-        took = time.perf_counter() - self.started
-        parts = [
-            f"{self.scanned} scanned",
-            f"{self.flagged} flagged (request {self.flagged_request}, "
-            f"response {self.flagged_response})",
-            f"{self.unparsed} unparsed",
-            f"{self.skipped} skipped",
-            f"{self.truncated} truncated",
-        ]
-        if self.resumed:
-            parts.append(f"{self.resumed} already done")
-        return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
-
-    def exit_code(self, strict: bool) -> ExitCode:
-        """2 for skips under --strict; else 1 when something failed the gate. A sample whose
-        output gave no verdict fails it too (unless --fail-on none): a guard that could not
-        judge must not let a CI gate pass, so a broken model reads as a failure, never as
-        "nothing flagged"."""
-        if strict and self.skipped:
-            return ExitCode.USAGE
-        gate = self.flagged or (self.unparsed and self.fail_on != "none")
-        return ExitCode.FLAGGED if gate else ExitCode.OK
-
-
 def scan(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="Files, folders, or - for stdin.", metavar="PATH")
+    ],
     model: ModelOpt = None,
     mode: ModeOpt = RunMode.reason,
     band: BandOpt = BAND,
@@ -128,7 +83,12 @@ def scan(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write results here as they finish.", show_default=False
+            "--output",
+            "-o",
+            help="Write results here as they finish: JSONL (a JSON array for .json, CSV for "
+            ".csv). stdout then shows nothing unless --format is given.",
+            show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     resume: Annotated[
@@ -140,24 +100,32 @@ def scan(
         bool, typer.Option("--strict", help="Exit 2 if any input was skipped.")
     ] = False,
     include: Annotated[
-        list[str] | None, typer.Option(help="Only files matching this glob (repeatable).")
+        list[str] | None,
+        typer.Option(help="Only files matching this glob (repeatable).", metavar="GLOB"),
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option(help="Skip files matching this glob (repeatable).")
+        list[str] | None,
+        typer.Option(help="Skip files matching this glob (repeatable).", metavar="GLOB"),
     ] = None,
     split: Annotated[
         Split, typer.Option(help="Text files: one sample per file, line or paragraph.")
     ] = Split.none,
     lines: Annotated[bool, typer.Option("--lines", help="Same as --split lines.")] = False,
     prompt_field: Annotated[
-        str, typer.Option(help="JSON/CSV field holding the prompt.")
+        str, typer.Option(help="JSON/CSV field holding the prompt.", metavar="NAME")
     ] = "prompt",
     response_field: Annotated[
-        str, typer.Option(help="JSON/CSV field holding the AI response.")
+        str, typer.Option(help="JSON/CSV field holding the AI response.", metavar="NAME")
     ] = "response",
-    id_field: Annotated[str, typer.Option(help="JSON/CSV field holding the sample id.")] = "id",
+    id_field: Annotated[
+        str, typer.Option(help="JSON/CSV field holding the sample id.", metavar="NAME")
+    ] = "id",
     stdin_format: Annotated[
-        str, typer.Option(help=f"How to read stdin: {one_of(STDIN_FORMATS)}.")
+        str,
+        typer.Option(
+            help=f"How to read stdin: {one_of(STDIN_FORMATS)}.",
+            metavar=f"[{'|'.join(STDIN_FORMATS)}]",
+        ),
     ] = "auto",
     batch_size: BatchOpt = None,
     max_new_tokens: MaxNewOpt = MAX_NEW,
@@ -206,9 +174,16 @@ def scan(
 
 
 def run_scan(options: ScanOptions) -> ExitCode:
+    summary = ScanSummary(options.fail_on)
+    try:
+        return _run_scan(options, summary)
+    finally:
+        summary.skips.finish()  # a run that ends in an error still counts its skips
+
+
+def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
     from guardcli.io.inputs import iter_samples
 
-    summary = ScanSummary(options.fail_on)
     items = iter_samples(options.paths, options.inputs, stdin=sys.stdin)  # a typo fails here
 
     def reported() -> Iterator[Sample]:
@@ -216,14 +191,20 @@ def run_scan(options: ScanOptions) -> ExitCode:
         for item in items:
             if isinstance(item, Skip):
                 summary.skipped += 1
-                say_skip(item)
+                summary.skips(item)
             else:
                 yield item
 
     if options.dry_run:
         return _dry_run(reported(), options, summary)
-    fmt = pick_format(options.fmt, options.output)
-    done = check_output(options.output, resume=options.resume, fmt=fmt.value)
+    saved = None if options.output is None else output_format(options.output)
+    shown = pick_format(options.fmt) if options.output is None or options.fmt else None
+    done = check_output(
+        options.output,
+        resume=options.resume,
+        fmt=(saved or Format.jsonl).value,
+        mode=options.model.mode,
+    )
     live = _live_stdin(options.paths)
     try:
         if live:  # judge each sample as it arrives; wait for the first before loading
@@ -234,31 +215,25 @@ def run_scan(options: ScanOptions) -> ExitCode:
         if samples is None:
             raise UsageError(
                 "nothing to scan"
-                + (f": all {summary.skipped} inputs were skipped" if summary.skipped else ""),
+                + (f": all {plural(summary.skipped, 'input')} skipped" if summary.skipped else ""),
                 hint="check the paths and the messages above",
             )
         todo = _not_done(samples, done, summary)
         if not live:
             todo = list(todo)
         if not (live or todo):  # a resumed batch that was already complete
-            if not options.quiet:
-                say(summary.line())
+            summary.report(quiet=options.quiet)
             return summary.exit_code(options.strict)
         batch_size = options.batch_size or (1 if live else DEFAULT_BATCH)
         model = open_model(options.model, batch_size=batch_size)
-        stream = (
-            sys.stdout
-            if options.output is None
-            else open_output(options.output, append=options.resume)
-        )
-        _moderate(todo, model, stream, fmt, options, summary)
+        targets = [] if shown is None else [(sys.stdout, shown)]
+        if options.output is not None and saved is not None:
+            targets.insert(0, (open_output(options.output, append=options.resume), saved))
+        _moderate(todo, model, targets, options, summary)
     except KeyboardInterrupt:
-        say(summary.line() + " (interrupted; finished results kept)")
+        summary.report(quiet=options.quiet, note=" (interrupted; finished results kept)")
         return ExitCode.INTERRUPTED
-    if summary.truncated:
-        say(f"guardcli: warning: {summary.truncated} inputs were truncated to fit the context")
-    if not options.quiet:
-        say(summary.line())
+    summary.report(quiet=options.quiet)
     return summary.exit_code(options.strict)
 
 
@@ -285,6 +260,7 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
         if record is None:
             yield sample
             continue
+        summary.scanned += 1
         summary.resumed += 1
         summary.count(
             request=record.get("request") == "harmful",
@@ -293,22 +269,27 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
         )
 
 
-def _moderate(samples, model, stream, fmt, options, summary) -> None:  # noqa: ANN001
-    """Run samples through the model (a guardcli.GuardModel), writing each result as it comes.
+def _moderate(samples, model, targets, options, summary) -> None:  # noqa: ANN001
+    """Run samples through the model (a guardcli.GuardModel), writing each result to every
+    (stream, format) target (the --output file, stdout, or both) as soon as it exists.
 
     ``samples`` is a list (files: the bar knows the total) or an iterator (live stdin).
     """
     from guardcli.io.outputs import make_writer
 
     total = len(samples) if isinstance(samples, list) else None
-    writer = make_writer(fmt.value, stream, reasoning=options.reasoning, fail_on=options.fail_on)
+    writers = [
+        make_writer(fmt.value, stream, reasoning=options.reasoning, fail_on=options.fail_on)
+        for stream, fmt in targets
+    ]
     show_bar = sys.stderr.isatty() and not options.quiet and (total is None or total > 1)
     complete = False
     try:
         with progress(total, show_bar) as bar:
             task = bar.add_task("scan", total=total)
             for result in model.classify_many(samples):
-                writer.write(result)
+                for writer in writers:
+                    writer.write(result)
                 summary.scanned += 1
                 verdict = result.verdict
                 summary.count(
@@ -321,9 +302,10 @@ def _moderate(samples, model, stream, fmt, options, summary) -> None:  # noqa: A
                 bar.advance(task)
         complete = True
     finally:
-        writer.close(complete=complete)
-        if stream is not sys.stdout:
-            stream.close()
+        for writer, (stream, _fmt) in zip(writers, targets, strict=True):
+            writer.close(complete=complete)
+            if stream is not sys.stdout:
+                stream.close()
 
 
 def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSummary) -> ExitCode:
@@ -345,6 +327,7 @@ def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSumma
     finally:
         if stream is not sys.stdout:
             stream.close()
+    summary.skips.finish()
     if not options.quiet:
-        say(f"guardcli: {count} inputs, {summary.skipped} skipped (dry run)")
+        say(f"guardcli: {plural(count, 'input')}, {summary.skipped} skipped (dry run)")
     return ExitCode.USAGE if options.strict and summary.skipped else ExitCode.OK

@@ -18,7 +18,7 @@ from guardcli.core.guard import Guard
 from guardcli.core.records import Result, Skip
 from guardcli.core.tasks import Task
 from guardcli.eval.benchmarks import benchmark_of, task_of
-from guardcli.eval.labelled import LabelledSample, load_labelled
+from guardcli.eval.labelled import LabelledSample, checked_path, load_labelled
 from guardcli.eval.scoring import Judged
 
 
@@ -50,7 +50,7 @@ def labelled_file(
     path: str | Path, *, task: str | Task | None = None, limit: int | None = None, seed: int = 0
 ) -> LabelledFile:
     """Read and check a whole file before any model time is spent on it."""
-    the_task = task_of(path, task)
+    the_task = task_of(checked_path(path), task)
     items: list[LabelledSample] = []
     skips: list[Skip] = []
     unlabelled = 0

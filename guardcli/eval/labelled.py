@@ -273,8 +273,12 @@ def _checked(sample: Sample, gold: Gold) -> LabelledSample:
     return LabelledSample(sample, gold)
 
 
-def _checked_path(path: str | os.PathLike[str]) -> str:
+def checked_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a string, or a one-line InputError saying it is not there: checked before
+    anything is read from the name (a typo must not read as a file that names no benchmark)."""
     name = os.fspath(path)
+    if os.path.isdir(name):
+        raise InputError(f"{name}: is a folder", hint=f"name its files ({name}/*.json)")
     if not os.path.isfile(name):
         raise InputError(f"{name}: no such file", hint="check the path")
     return name
@@ -288,7 +292,7 @@ def load_labelled(
     Raises InputError at once for a missing file, and when a bare label is met in a file
     whose name names no benchmark and no ``task`` was given.
     """
-    name = _checked_path(path)
+    name = checked_path(path)
     file_task = _FileTask(name, task)
     return _records(name, lambda obj, where: _labelled(obj, where, file_task))
 
@@ -297,7 +301,7 @@ def load_predictions(
     path: str | os.PathLike[str], *, task: str | Task | None = None
 ) -> Iterator[Prediction | Skip]:
     """Every prediction in a generated_predictions-style JSONL file ({prompt, label, predict})."""
-    name = _checked_path(path)
+    name = checked_path(path)
     file_task = _FileTask(name, task)
     return _records(name, lambda obj, where: _prediction_record(obj, where, file_task))
 

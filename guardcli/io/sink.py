@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from guardcli.core.guard import MODES
 from guardcli.errors import InputError, UsageError
 
 CHOOSE_ANOTHER = "choose another --output"
@@ -79,9 +81,12 @@ def refuse_existing(path: Path, *, hint: str) -> None:
         raise UsageError(f"{path} already exists", hint=hint)
 
 
-def check_output(output: Path | None, *, resume: bool, fmt: str) -> dict[str, dict]:
+def check_output(
+    output: Path | None, *, resume: bool, fmt: str, mode: str | None = None
+) -> dict[str, dict]:
     """Refuse a bad --output/--resume before the model loads (that takes seconds to minutes),
-    and return the records a resumed file already holds, by id."""
+    and return the records a resumed file already holds, by id. With ``mode`` (the run's
+    ``--mode``), a file whose records another mode wrote is refused rather than mixed."""
     if output is None:
         if resume:
             raise UsageError("--resume needs --output FILE", hint="name the file to resume")
@@ -89,7 +94,10 @@ def check_output(output: Path | None, *, resume: bool, fmt: str) -> dict[str, di
     lock_output(output)  # before a resume repairs the file: no other run may be writing it
     if resume:
         check_resumable(output, fmt)
-        return load_results(output) if output.exists() else {}
+        records = load_results(output) if output.exists() else {}
+        if mode is not None:
+            check_same_mode(output, records.values(), mode)
+        return records
     refuse_existing(output, hint="pass --resume to continue it, or " + CHOOSE_ANOTHER)
     return {}
 
@@ -121,6 +129,37 @@ def check_resumable(path: Path, fmt: str) -> None:
         )
     if path.exists() and not path.is_file():
         raise UsageError(f"{path} is not a file", hint="give --output a file path to resume")
+
+
+def writers_of(record: dict[str, Any]) -> frozenset[str]:
+    """The ``--mode`` values that could have written ``record``, read from its own fields: a
+    verdict made without reasoning says ``"mode": "fast"`` (fast, or cascade's triage); a
+    reasoned one carries triage scores only under cascade. A record without a generation (the
+    model failed on it) could come from any mode."""
+    made = record.get("mode")
+    if made == "fast":
+        return frozenset({"fast", "cascade"})
+    if made == "reason":
+        scored = record.get("request_score") is not None
+        return frozenset({"cascade"} if scored else {"reason"})
+    return frozenset(MODES)
+
+
+def check_same_mode(path: Path, records: Iterable[dict[str, Any]], mode: str) -> None:
+    """Refuse to resume ``path`` with a ``--mode`` that did not write its records: the batch
+    would mix verdicts made two ways (with and without reasoning, scored and not), silently.
+
+    Records cannot tell a fast run from a cascade whose samples all stayed fast, so those
+    two resume each other; every other pair is told apart and refused."""
+    for record in records:
+        possible = writers_of(record)
+        if mode not in possible:
+            written = "|".join(m for m in MODES if m in possible)
+            raise UsageError(
+                f"cannot resume {path}: its records were written with --mode {written}, "
+                f"this run is --mode {mode}",
+                hint=f"resume with --mode {written}, or " + CHOOSE_ANOTHER,
+            )
 
 
 def load_done(path: Path) -> set[str]:

@@ -1,0 +1,71 @@
+"""The end of a ``guardcli scan`` run: the counts behind its summary line and its exit code."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from guardcli.cli.console import SkipReporter, plural, say
+from guardcli.core.gate import fails
+from guardcli.errors import ExitCode
+
+
+@dataclass
+class ScanSummary:
+    """The counts behind the summary line and the exit code."""
+
+    fail_on: str = "any"
+    scanned: int = 0  # the batch's samples: judged now, and resumed ones already judged
+    flagged_request: int = 0
+    flagged_response: int = 0
+    flagged: int = 0
+    unparsed: int = 0
+    truncated: int = 0
+    skipped: int = 0
+    resumed: int = 0  # of scanned, those already in the resumed --output
+    started: float = field(default_factory=time.perf_counter)
+    skips: SkipReporter = field(default_factory=SkipReporter)
+
+    def count(self, *, request: bool, response: bool, parsed: bool) -> None:
+        """One judged sample: whether its request and its response were judged harmful."""
+        self.flagged_request += request
+        self.flagged_response += response
+        self.flagged += fails(self.fail_on, request=request, response=response)
+        self.unparsed += not parsed
+
+    def line(self) -> str:
+        took = time.perf_counter() - self.started
+        scanned = f"{self.scanned} scanned"
+        if self.resumed:
+            scanned += f" ({self.scanned - self.resumed} now, {self.resumed} already done)"
+        parts = [
+            scanned,
+            f"{self.flagged} flagged (request {self.flagged_request}, "
+            f"response {self.flagged_response})",
+            f"{self.unparsed} unparsed",
+            f"{self.skipped} skipped",
+            f"{self.truncated} truncated",
+        ]
+        return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
+
+    def report(self, *, quiet: bool, note: str = "") -> None:
+        """The end of a run on stderr: what the skip lines left uncounted, the truncation
+        warning, then the summary line (which --quiet drops unless ``note`` explains an
+        early end)."""
+        self.skips.finish()
+        if self.truncated:
+            say(
+                f"guardcli: warning: {plural(self.truncated, 'input')} truncated to fit the context"
+            )
+        if note or not quiet:
+            say(self.line() + note)
+
+    def exit_code(self, strict: bool) -> ExitCode:
+        """2 for skips under --strict; else 1 when something failed the gate. A sample whose
+        output gave no verdict fails it too (unless --fail-on none): a guard that could not
+        judge must not let a CI gate pass, so a broken model reads as a failure, never as
+        "nothing flagged"."""
+        if strict and self.skipped:
+            return ExitCode.USAGE
+        gate = self.flagged or (self.unparsed and self.fail_on != "none")
+        return ExitCode.FLAGGED if gate else ExitCode.OK
