@@ -73,3 +73,23 @@ def test_classify_warns_when_the_input_is_cut(fixture_bundle):
     [record] = jsonl_records(result.stdout)
     assert record["truncated"] is True and record["prompt_tokens"] <= 16
     assert "warning: the input was truncated" in result.stderr
+
+
+@pytest.mark.slow
+def test_no_telemetry_files_unless_asked(fixture_bundle):
+    """onnxruntime's device id and event databases (under $XDG_CACHE_HOME/Microsoft) are not
+    written: guardcli turns its telemetry off unless the user set ORT_DISABLE_TELEMETRY."""
+    import os
+    from pathlib import Path
+
+    from tests.cli_support import cli
+
+    trace = Path(os.environ["XDG_CACHE_HOME"]) / "Microsoft"
+    args = ("classify", "-p", "hello", "-m", str(fixture_bundle), *GEN)
+    done = cli(*args, env={"ORT_DISABLE_TELEMETRY": None})
+    assert done.returncode in (0, 1), done.stderr
+    assert not trace.exists(), sorted(p.name for p in trace.rglob("*"))
+    asked = cli(*args, env={"ORT_DISABLE_TELEMETRY": "0"})
+    assert asked.returncode in (0, 1), asked.stderr
+    if not trace.exists():
+        pytest.skip("this onnxruntime writes no telemetry files even when allowed")

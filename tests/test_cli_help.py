@@ -47,7 +47,8 @@ def test_usage_names_arguments_by_what_they_hold():
         (("scan", "x", "--mode", "fsat"),
          "--mode 'fsat' is not one of reason, fast, cascade (did you mean --mode fast?)"),
         (("classify", "-p", "x", "-f", "jsnl"),
-         "--format 'jsnl' is not one of table, json, jsonl, csv, sarif (did you mean --format jsonl?)"),
+         "--format 'jsnl' is not one of table, json, jsonl, csv, sarif"
+         " (did you mean --format jsonl?)"),
         (("eval", "--task", "promt"),
          "--task 'promt' is not one of prompt, response, refusal (did you mean --task prompt?)"),
         (("scan", "x", "--threads", "0"), "--threads: input should be greater than or equal to 1"),

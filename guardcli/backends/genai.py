@@ -26,7 +26,15 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def no_telemetry() -> None:
+    """onnxruntime sets up Microsoft's telemetry on load (a device id and event databases under
+    ~/.cache/Microsoft); an offline guard should leave no such trace, so it is off unless the
+    user set ORT_DISABLE_TELEMETRY themselves. Called before every import of the runtime."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 def cuda_available() -> bool:
+    no_telemetry()
     try:
         import onnxruntime_genai as og
     except ImportError:
@@ -92,6 +100,7 @@ class GenaiBackend:
     name = "onnxruntime-genai"
 
     def __init__(self, bundle_dir: Path, *, device: str = "cpu", threads: int | None = None):
+        no_telemetry()
         try:
             import numpy as np
             import onnxruntime_genai as og
