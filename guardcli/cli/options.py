@@ -110,6 +110,16 @@ BatchOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Only the samples whose id hashes to shard K of N (K from 0, like "
+        "$JOB_COMPLETION_INDEX); the N shards' outputs together equal the unsharded run.",
+        show_default=False,
+    ),
+]
 
 
 @dataclass(frozen=True)
