@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from guardcli import __version__
-from guardcli.cli import classify, evaluate, models, scan, tui
+from guardcli.cli import batch, classify, evaluate, models, scan, tui
 
 app = typer.Typer(
     name="guardcli",
@@ -38,6 +38,7 @@ def version() -> None:
 app.command()(scan.scan)
 app.command()(classify.classify)
 app.command("eval")(evaluate.eval_)
+app.command()(batch.batch)
 app.command()(tui.tui)
 app.command()(version)
 
