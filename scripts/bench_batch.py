@@ -26,9 +26,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+def actor_pids() -> set[int]:
+    """Ray actor processes judging batches (their process title names the map worker)."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"MapWorker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(int(pid))
+        except OSError:
+            continue
+    return found
+
+
 def watch(stop: threading.Event, peaks: dict[int, int], output: Path, seen: list) -> None:
-    """Until ``stop``: the peak RSS (kB) of every Ray actor process judging batches, and
+    """Until ``stop``: the peak RSS (kB) of every Ray actor process this run starts, and
     (time, records) each time the output grows."""
+    earlier = actor_pids()  # a previous run's actors may still be exiting
     while not stop.wait(0.5):
         try:
             count = output.read_bytes().count(b"\n")
@@ -36,15 +49,11 @@ def watch(stop: threading.Event, peaks: dict[int, int], output: Path, seen: list
             count = 0
         if count and (not seen or seen[-1][1] != count):
             seen.append((time.perf_counter(), count))
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        for pid in actor_pids() - earlier:
             try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"MapWorker" not in cmd:
-                    continue
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
-                        kb = int(line.split()[1])
-                        peaks[int(pid)] = max(peaks.get(int(pid), 0), kb)
+                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
             except OSError:
                 continue
 

@@ -162,15 +162,12 @@ def batch(
 def run_batch(options: BatchOptions, *, judge: type | None = None) -> ExitCode:
     """Plan, judge on Ray, write each id once, and summarise as scan does. ``judge`` replaces
     the actor class (tests kill one mid-job)."""
-    from guardcli.bundles.resolve import check_bundle, resolve_model
-    from guardcli.distributed import job, require_ray
-    from guardcli.distributed.judge import Judge, JudgeConfig, manifest_sha256
-    from guardcli.distributed.once import OnceWriter
+    from guardcli.distributed import require_ray
     from guardcli.distributed.plan import make_plan
-    from guardcli.io.sink import check_output, open_output
+    from guardcli.io.sink import check_output
 
     require_ray()  # before any work: a missing extra is one line naming it
-    guard_options = options.model.guard(options.batch_size)
+    options.model.guard(options.batch_size)  # a bad --band or --mode fails before any reading
     done = check_output(options.output, resume=options.resume, fmt="jsonl")
     summary = ScanSummary(options.fail_on, shard=options.shard)
 
@@ -189,56 +186,63 @@ def run_batch(options: BatchOptions, *, judge: type | None = None) -> ExitCode:
     for ident in plan.resumed:  # the batch's verdict, not just this run's
         _count(summary, done[ident])
         summary.resumed += 1
-    if plan.total:
-        resolved = resolve_model(options.model.model)
-        check_bundle(resolved.path)  # the driver refuses a bad bundle before starting Ray
-        config = JudgeConfig(
-            bundle=str(resolved.path.resolve()),
-            sha256=manifest_sha256(resolved.path),
-            guard=guard_options,
-            device=options.model.device,
-            reasoning=options.reasoning,
-            fail_on=options.fail_on,
-        )
-        ray = job.connect(options.address, quiet=options.quiet)
-        if not sys.stderr.isatty() or options.quiet:
-            ray.data.DataContext.get_current().enable_progress_bars = False
-        pool = job.size_pool(ray, options.actors, options.model.threads)
-        config = JudgeConfig(**{**config.__dict__, "threads": pool.threads})
-        say(
-            f"guardcli: batch of {plan.total} samples from {len(plan.files)} files on Ray: "
-            f"{pool.actors} actors x {pool.threads} threads, model {resolved.path}"
-        )
-        with open_output(options.output, append=True) as stream:
-            writer = OnceWriter(stream, done)
-            lines = job.judged(
-                plan,
-                frozenset(done),
-                config,
-                pool,
-                batch_size=options.batch_size,
-                judge=judge or Judge,
-            )
-            try:
-                for ident, line in lines:
-                    if writer.write(ident, line):
-                        summary.scanned += 1
-                        record = json.loads(line)
-                        _count(summary, record)
-                        summary.truncated += bool(record.get("truncated"))
-            except KeyboardInterrupt:
-                say(summary.line() + " (interrupted; finished results kept, --resume continues)")
-                return ExitCode.INTERRUPTED
-        if summary.scanned != plan.total:
-            raise InputError(
-                f"{plan.total} samples were planned but {summary.scanned} came back",
-                hint="were the inputs changed while the job ran? rerun with --resume",
-            )
+    if plan.total and _judge_on_ray(plan, done, options, summary, judge) is ExitCode.INTERRUPTED:
+        return ExitCode.INTERRUPTED
     if summary.truncated:
         say(f"guardcli: warning: {summary.truncated} inputs were truncated to fit the context")
     if not options.quiet:
         say(summary.line())
     return summary.exit_code(options.strict)
+
+
+def _judge_on_ray(plan, done: dict, options: BatchOptions, summary: ScanSummary, judge):  # noqa: ANN001, ANN202
+    """Check the bundle, start the actor pool, and write what it returns, each id once."""
+    from guardcli.bundles.resolve import check_bundle, resolve_model
+    from guardcli.distributed import job
+    from guardcli.distributed.judge import Judge, JudgeConfig, manifest_sha256
+    from guardcli.distributed.once import OnceWriter
+    from guardcli.io.sink import open_output
+
+    resolved = resolve_model(options.model.model)
+    check_bundle(resolved.path)  # the driver refuses a bad bundle before starting Ray
+    ray = job.connect(options.address, quiet=options.quiet)
+    if not sys.stderr.isatty() or options.quiet:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    pool = job.size_pool(ray, options.actors, options.model.threads)
+    config = JudgeConfig(
+        bundle=str(resolved.path.resolve()),
+        sha256=manifest_sha256(resolved.path),
+        guard=options.model.guard(options.batch_size),
+        device=options.model.device,
+        threads=pool.threads,
+        reasoning=options.reasoning,
+        fail_on=options.fail_on,
+    )
+    say(
+        f"guardcli: batch of {plan.total} samples from {len(plan.files)} files on Ray: "
+        f"{pool.actors} actors x {pool.threads} threads, model {resolved.path}"
+    )
+    with open_output(options.output, append=True) as stream:
+        writer = OnceWriter(stream, done)
+        lines = job.judged(
+            plan, frozenset(done), config, pool, batch_size=options.batch_size, judge=judge or Judge
+        )
+        try:
+            for ident, line in lines:
+                if writer.write(ident, line):
+                    summary.scanned += 1
+                    record = json.loads(line)
+                    _count(summary, record)
+                    summary.truncated += bool(record.get("truncated"))
+        except KeyboardInterrupt:
+            say(summary.line() + " (interrupted; finished results kept, --resume continues)")
+            return ExitCode.INTERRUPTED
+    if summary.scanned != plan.total:
+        raise InputError(
+            f"{plan.total} samples were planned but {summary.scanned} came back",
+            hint="were the inputs changed while the job ran? rerun with --resume",
+        )
+    return None
 
 
 def _count(summary: ScanSummary, record: dict) -> None:
