@@ -72,7 +72,7 @@ def test_parse_shard(text, expected):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("3/3", "K must be 0..2 (K counts from 0)"),
+        ("3/3", "K must be 0..2 - K counts from 0, like $JOB_COMPLETION_INDEX: --shard 0/3 "),
         ("0/0", "N must be at least 1"),
         ("1", "is not K/N"),
         ("-1/3", "is not K/N"),
@@ -80,14 +80,15 @@ def test_parse_shard(text, expected):
     ],
 )
 def test_bad_shards_are_one_line_errors(text, message, tmp_path):
-    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UsageError) as raised:
         parse_shard(text)
+    assert message in str(raised.value)
     data = write_jsonl(tmp_path / "in.jsonl", [pair_record(FIXTURE_PAIRS[0])])
     for command in (["scan", "--dry-run", str(data)], ["eval", str(data)]):
         result = invoke(*command, "--shard", text, env={"GUARDCLI_MODEL": "/nope"})
         assert result.exit_code == 2
         [line] = result.stderr.strip().splitlines()
-        assert message in line and "--shard 0/4" in line
+        assert message in line and "--shard 0/" in line
 
 
 def _inputs(tmp_path):

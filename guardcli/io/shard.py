@@ -41,8 +41,11 @@ class Shard:
         if self.count < 1:
             raise UsageError(f"--shard {self}: N must be at least 1", hint=EXAMPLE)
         if not 0 <= self.index < self.count:
+            last = self.count - 1
             raise UsageError(
-                f"--shard {self}: K must be 0..{self.count - 1} (K counts from 0)", hint=EXAMPLE
+                f"--shard {self}: K must be 0..{last}",
+                hint=f"K counts from 0, like $JOB_COMPLETION_INDEX: --shard 0/{self.count} .. "
+                f"--shard {last}/{self.count}",
             )
 
     def __str__(self) -> str:
