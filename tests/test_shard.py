@@ -179,3 +179,10 @@ def test_eval_shards_add_up_to_the_unsharded_eval(fixture_bundle, tmp_path):
     assert sorted(r["id"] for r in union) == expected_ids
     by_id = {json.loads(line)["id"]: json.loads(line) for line in expected.splitlines()}
     assert all(r["predict"] == by_id[r["id"]]["predict"] for r in union)
+
+
+def test_scoring_predictions_takes_no_shard(tmp_path):
+    (tmp_path / "preds").mkdir()
+    result = invoke("eval", "--predictions", str(tmp_path / "preds"), "--shard", "0/2")
+    assert result.exit_code == 2
+    assert "--shard are for running a model" in result.stderr
