@@ -118,23 +118,15 @@ def load(
     are the command line's.
     """
     from guardcli.bundles.resolve import open_guard, resolve_model
-    from guardcli.core.guard import (
-        DEFAULT_BAND,
-        DEFAULT_BATCH,
-        DEFAULT_MAX_NEW_TOKENS,
-        GuardOptions,
-    )
 
-    counts = {"threads": threads, "batch_size": batch_size, "max_new_tokens": max_new_tokens}
-    for name, value in {**counts, "max_input_tokens": max_input_tokens}.items():
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise UsageError(f"{name}={value!r}", hint=f"{name} is a whole number >= 1, or None")
-    options = GuardOptions(  # bad options fail here, before anything is read from disk
-        max_new_tokens=DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
-        max_input_tokens=max_input_tokens,
-        batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise UsageError(f"threads={threads!r}", hint="threads is a whole number >= 1, or None")
+    options = guard_options(  # bad options fail here, before anything is read from disk
         mode=mode,
-        band=DEFAULT_BAND if band is None else band,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        max_input_tokens=max_input_tokens,
+        band=band,
         explain_flagged=explain_flagged,
     )
     resolved = resolve_model(None if model is None else str(model))
@@ -142,3 +134,35 @@ def load(
         resolved, device=device, threads=threads, verify_hashes=verify, options=options
     )
     return GuardModel(guard, manifest, resolved.path, resolved.origin, chosen)
+
+
+def guard_options(
+    *,
+    mode: str = "reason",
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
+    max_input_tokens: int | None = None,
+    band: tuple[float, float] | None = None,
+    explain_flagged: bool = False,
+) -> GuardOptions:
+    """How a guard judges, with the command line's defaults, checked once: load() opens a
+    model with them, and guardcli batch ships them to every Ray actor."""
+    from guardcli.core.guard import (
+        DEFAULT_BAND,
+        DEFAULT_BATCH,
+        DEFAULT_MAX_NEW_TOKENS,
+        GuardOptions,
+    )
+
+    counts = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
+    for name, value in {**counts, "max_input_tokens": max_input_tokens}.items():
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise UsageError(f"{name}={value!r}", hint=f"{name} is a whole number >= 1, or None")
+    return GuardOptions(
+        max_new_tokens=DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
+        max_input_tokens=max_input_tokens,
+        batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+        mode=mode,
+        band=DEFAULT_BAND if band is None else band,
+        explain_flagged=explain_flagged,
+    )

@@ -27,12 +27,14 @@ from guardcli.cli.options import (
     ModeOpt,
     NoVerifyOpt,
     RunMode,
+    ShardOpt,
     TaskChoice,
     ThreadsOpt,
 )
 from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.errors import ExitCode, UsageError
 from guardcli.eval.scoring import Mode
+from guardcli.io.shard import Shard, parse_shard
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class EvalOptions:
     reference: str | None = None  # a row of guardcli.eval.paper, as the table spells it
     chart: Path | None = None
     quiet: bool = False
+    shard: Shard | None = None  # --shard K/N: only the items of shard K (after --limit)
 
     def __post_init__(self) -> None:
         from guardcli.eval import paper
@@ -76,9 +79,10 @@ class EvalOptions:
             from guardcli.eval.chart import require
 
             require()
-        if self.predictions and (self.output is not None or self.resume or self.limit is not None):
+        running = (self.output, self.resume or None, self.limit, self.shard)
+        if self.predictions and any(value is not None for value in running):
             raise UsageError(
-                "--output, --resume and --limit are for running a model",
+                "--output, --resume, --limit and --shard are for running a model",
                 hint="--predictions only scores the files given",
             )
 
@@ -171,6 +175,7 @@ def eval_(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or per-file lines.")
     ] = False,
+    shard: ShardOpt = None,
 ) -> None:
     """Score a model on benchmark files, or score existing predictions: F1 per benchmark and
     the paper's weighted average per task."""
@@ -201,6 +206,7 @@ def eval_(
             reference=reference,
             chart=chart,
             quiet=quiet,
+            shard=parse_shard(shard),
         )
         run_eval(options)
 
@@ -212,6 +218,8 @@ def run_eval(options: EvalOptions) -> None:
         results = _score_predictions(options.predictions, options.task, options.mode)
     else:
         files = _labelled_files(options.benchmarks, options.task, options.limit, options.seed)
+        if options.shard is not None:
+            files = _sharded(files, options.shard)
         results = _run_benchmarks(files, options)
     _print_report(results, task_averages(results), options)
     if options.chart is not None:
@@ -273,6 +281,26 @@ def _labelled_files(paths: list[str], task: str | None, limit: int | None, seed:
             )
         files.append(found)
     return files
+
+
+def _sharded(files: list, shard: Shard) -> list:
+    """Each file's items of this shard, the rest counted on stderr. ``--limit`` picked its
+    subset first, so the N shards split the same subset between them."""
+    from dataclasses import replace
+
+    kept = []
+    for found in files:
+        mine = tuple(item for item in found.items if shard.keeps(item.sample.id))
+        say(
+            f"guardcli: {flat(found.name)}: shard {shard} keeps {len(mine)} of "
+            f"{len(found.items)} items ({len(found.items) - len(mine)} in other shards)"
+        )
+        if mine:
+            kept.append(replace(found, items=mine))
+    if not kept:
+        say(f"guardcli: nothing to evaluate in shard {shard}: every item is in another shard")
+        raise typer.Exit(int(ExitCode.OK))
+    return kept
 
 
 def _run_benchmarks(files: list, options: EvalOptions) -> list:

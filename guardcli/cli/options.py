@@ -22,6 +22,7 @@ from guardcli.core.guard import (
     DEFAULT_BATCH,
     DEFAULT_MAX_NEW_TOKENS,
     MODES,
+    GuardOptions,
 )
 from guardcli.core.tasks import NAMES
 from guardcli.errors import UsageError
@@ -114,6 +115,16 @@ BatchOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="K/N",
+        help="Only the samples whose id hashes to shard K of N (K from 0, like "
+        "$JOB_COMPLETION_INDEX); the N shards' outputs together equal the unsharded run.",
+        show_default=False,
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,19 @@ class ModelOptions:
     mode: str = "reason"
     band: str = BAND  # "LOW,HIGH", as given
     explain_flagged: bool = False
+
+    def guard(self, batch_size: int) -> GuardOptions:
+        """These options as the engine takes them (guardcli batch ships them to its actors)."""
+        from guardcli.api import guard_options
+
+        return guard_options(
+            mode=self.mode,
+            batch_size=batch_size,
+            max_new_tokens=self.max_new_tokens,
+            max_input_tokens=self.max_input_tokens,
+            band=parse_band(self.band),
+            explain_flagged=self.explain_flagged,
+        )
 
 
 def parse_band(text: str) -> tuple[float, float]:

@@ -37,6 +37,7 @@ from guardcli.cli.options import (
     QuietOpt,
     ReasoningOpt,
     RunMode,
+    ShardOpt,
     Split,
     ThreadsOpt,
     output_format,
@@ -47,6 +48,7 @@ from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.core.records import Sample, Skip
 from guardcli.errors import ExitCode, UsageError, one_of
 from guardcli.io.options import STDIN_FORMATS, InputOptions
+from guardcli.io.shard import Shard, parse_shard
 from guardcli.io.sink import check_output, open_output
 
 
@@ -66,6 +68,7 @@ class ScanOptions:
     batch_size: int | None = None  # None: DEFAULT_BATCH, or 1 for live stdin
     dry_run: bool = False
     quiet: bool = False
+    shard: Shard | None = None  # --shard K/N: only the samples of shard K
 
 
 def scan(
@@ -135,6 +138,7 @@ def scan(
         typer.Option("--dry-run", help="Print the exact model inputs as JSONL; load no model."),
     ] = False,
     quiet: QuietOpt = False,
+    shard: ShardOpt = None,
 ) -> None:
     """Judge every sample in files, folders or stdin."""
     with errors():
@@ -169,12 +173,13 @@ def scan(
             batch_size=batch_size,
             dry_run=dry_run,
             quiet=quiet,
+            shard=parse_shard(shard),
         )
         raise typer.Exit(int(run_scan(options)))
 
 
 def run_scan(options: ScanOptions) -> ExitCode:
-    summary = ScanSummary(options.fail_on)
+    summary = ScanSummary(options.fail_on, shard=options.shard)
     try:
         return _run_scan(options, summary)
     finally:
@@ -185,13 +190,17 @@ def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
     from guardcli.io.inputs import iter_samples
 
     items = iter_samples(options.paths, options.inputs, stdin=sys.stdin)  # a typo fails here
+    shard = options.shard
 
     def reported() -> Iterator[Sample]:
-        """Samples as they are read; each Skip is reported and counted on the way."""
+        """Samples as they are read; each Skip is reported and counted on the way, and so is
+        each sample left to another shard."""
         for item in items:
             if isinstance(item, Skip):
                 summary.skipped += 1
                 summary.skips(item)
+            elif shard is not None and not shard.keeps(item.id):
+                summary.other_shards += 1
             else:
                 yield item
 
@@ -212,6 +221,8 @@ def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
             samples = None if first is None else itertools.chain([first], reported())
         else:
             samples = list(reported()) or None
+        if samples is None and summary.other_shards:
+            samples = []  # every sample belongs to another shard: nothing to do here
         if samples is None:
             raise UsageError(
                 "nothing to scan"
@@ -329,5 +340,6 @@ def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSumma
             stream.close()
     summary.skips.finish()
     if not options.quiet:
-        say(f"guardcli: {plural(count, 'input')}, {summary.skipped} skipped (dry run)")
+        shards = "" if options.shard is None else f", {summary.other_shards} in other shards"
+        say(f"guardcli: {plural(count, 'input')}, {summary.skipped} skipped{shards} (dry run)")
     return ExitCode.USAGE if options.strict and summary.skipped else ExitCode.OK

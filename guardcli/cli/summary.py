@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from guardcli.cli.console import SkipReporter, plural, say
 from guardcli.core.gate import fails
 from guardcli.errors import ExitCode
+from guardcli.io.shard import Shard
 
 
 @dataclass
@@ -23,6 +24,8 @@ class ScanSummary:
     truncated: int = 0
     skipped: int = 0
     resumed: int = 0  # of scanned, those already in the resumed --output
+    shard: Shard | None = None
+    other_shards: int = 0  # samples read but left to the other shards
     started: float = field(default_factory=time.perf_counter)
     skips: SkipReporter = field(default_factory=SkipReporter)
 
@@ -46,6 +49,8 @@ class ScanSummary:
             f"{self.skipped} skipped",
             f"{self.truncated} truncated",
         ]
+        if self.shard is not None:
+            parts.append(f"{self.other_shards} in other shards (this is shard {self.shard})")
         return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
 
     def report(self, *, quiet: bool, note: str = "") -> None:

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import BinaryIO, TextIO
 
 from guardcli.core.records import Sample, Skip
@@ -41,6 +41,12 @@ def iter_samples(
     Not a generator itself: missing paths raise here, at the call, so a typo fails before any
     file is read or any model is loaded (bad options already failed when ``options`` was made).
     """
+    check_paths(paths)
+    return _unique_ids(_all_items(paths, options, stdin))
+
+
+def check_paths(paths: Sequence[str]) -> None:
+    """A path that does not exist is a typo: refuse it before any work."""
     for path in paths:
         if path != STDIN and not os.path.exists(path):
             raise InputError(
@@ -48,7 +54,35 @@ def iter_samples(
             )
     if list(paths).count(STDIN) > 1:
         raise InputError("- is given more than once", hint="stdin can be read only once")
-    return _unique_ids(_all_items(paths, options, stdin))
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file a scan reads, and the reader its name (and where it was named) picks."""
+
+    path: str
+    kind: str
+
+
+def input_files(paths: Sequence[str], options: InputOptions) -> Iterator[InputFile | Skip]:
+    """The files a scan of ``paths`` reads, in its order (folders walked), and the Skips
+    walking finds. guardcli.distributed reads each file in its own task with
+    ``read_input_file``: the same readers, so the same samples and the same Skips."""
+    for path in paths:
+        if os.path.isdir(path):
+            for found in walk.walk(path, options):
+                if isinstance(found, Skip):
+                    yield found
+                else:
+                    yield InputFile(found, walk.kind(found, in_folder=True))
+        else:
+            # Named explicitly: always read, whatever the include/exclude globs say.
+            yield InputFile(path, walk.kind(path, in_folder=False))
+
+
+def read_input_file(found: InputFile, options: InputOptions) -> Iterator[Item]:
+    """One file's samples (ids as read, not yet unique across the run) and Skips."""
+    return _file_items(found.path, found.kind, options)
 
 
 def _all_items(
@@ -57,30 +91,40 @@ def _all_items(
     for path in paths:
         if path == STDIN:
             yield from _stdin_items(sys.stdin if stdin is None else stdin, options)
-        elif os.path.isdir(path):
-            for found in walk.walk(path, options):
-                if isinstance(found, Skip):
-                    yield found
-                else:
-                    yield from _file_items(found, walk.kind(found, in_folder=True), options)
-        else:
-            # Named explicitly: always read, whatever the include/exclude globs say.
-            yield from _file_items(path, walk.kind(path, in_folder=False), options)
+            continue
+        for found in input_files([path], options):
+            if isinstance(found, Skip):
+                yield found
+            else:
+                yield from read_input_file(found, options)
+
+
+class UniqueIds:
+    """Resume and joins key on ids, so a repeat gets ``#2``, ``#3``: stable across runs.
+    Call it with each sample's id in run order; it returns the id the run uses."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.next_suffix: dict[str, int] = {}
+
+    def __call__(self, ident: str) -> str:
+        if ident in self.used:
+            n = self.next_suffix.get(ident, 2)
+            while f"{ident}#{n}" in self.used:
+                n += 1
+            self.next_suffix[ident] = n + 1
+            ident = f"{ident}#{n}"
+        self.used.add(ident)
+        return ident
 
 
 def _unique_ids(items: Iterable[Item]) -> Iterator[Item]:
-    """Resume and joins key on ids, so a repeat gets ``#2``, ``#3``: stable across runs."""
-    used: set[str] = set()
-    next_suffix: dict[str, int] = {}
+    unique = UniqueIds()
     for item in items:
         if isinstance(item, Sample):
-            if item.id in used:
-                n = next_suffix.get(item.id, 2)
-                while f"{item.id}#{n}" in used:
-                    n += 1
-                next_suffix[item.id] = n + 1
-                item = replace(item, id=f"{item.id}#{n}")
-            used.add(item.id)
+            ident = unique(item.id)
+            if ident != item.id:
+                item = replace(item, id=ident)
         yield item
 
 
