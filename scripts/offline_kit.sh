@@ -5,6 +5,7 @@
 #   KIT/wheels/      guardcli and every runtime dependency as wheels (no torch, no export tools)
 #   KIT/nano/        the built GuardReasoner-Nano bundle ('guardcli models build nano')
 #   KIT/SHA256SUMS   sha256 of every file above; KIT/INSTALL.txt says what to run offline
+#   KIT/ROOT_SHA256  the bundle's root sha256 (manifest + every file), to pin on the other side
 #
 # Run it where guardcli is installed (the quickstart's .venv) and PyPI is reachable. The wheels
 # fit this machine's OS, CPU architecture and Python minor version; for another target pass pip's
@@ -36,18 +37,26 @@ if [ -z "$bundle" ]; then
   bundle=$("$guardcli" models build nano)
 fi
 "$guardcli" models verify --full "$bundle" >&2
+# The bundle's root sha256 covers its manifest and every file: the one value to carry across
+# the air gap by a separate channel and pin on the other side (docs/security.md).
+pin=$("$guardcli" models info "$bundle" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["root_sha256"])')
 cp -r "$bundle" "$kit/nano"
+echo "$pin" > "$kit/ROOT_SHA256"
 
-cat > "$kit/INSTALL.txt" <<'EOF'
+cat > "$kit/INSTALL.txt" <<EOF
 guardcli offline kit. On the machine with no network, from this folder:
 
   sha256sum -c SHA256SUMS                      # everything arrived intact
   python3 -m venv venv
   venv/bin/pip install --no-index --find-links wheels guardcli
-  venv/bin/guardcli scan FILE --model nano     # or: export GUARDCLI_MODEL="$PWD/nano"
+  venv/bin/guardcli models verify nano --expect $pin
+  venv/bin/guardcli scan FILE --model nano     # or: export GUARDCLI_MODEL="\$PWD/nano"
 
-guardcli verifies the bundle's own sha256 manifest every time it loads it.
+guardcli verifies the bundle's own sha256 manifest every time it loads it. The root sha256
+above pins the manifest itself; compare it with the one the kit's builder sent you by another
+channel, and set GUARDCLI_MODEL_SHA256=$pin to make every load refuse any other bundle.
 EOF
-(cd "$kit" && find wheels nano INSTALL.txt -type f | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+(cd "$kit" && find wheels nano INSTALL.txt ROOT_SHA256 -type f | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
 echo "offline_kit: wrote $kit ($(du -sh "$kit" | cut -f1); $(ls "$kit/wheels" | wc -l) wheels)" >&2
+echo "offline_kit: bundle root sha256 $pin (send it by another channel; pin it offline)" >&2
 echo "$kit"
