@@ -22,6 +22,7 @@ from guardcli.cli.options import (
     MAX_NEW,
     BandOpt,
     BatchOpt,
+    BatchTokensOpt,
     Device,
     DeviceOpt,
     ExplainOpt,
@@ -29,6 +30,8 @@ from guardcli.cli.options import (
     FailOnOpt,
     Format,
     FormatOpt,
+    LongOpt,
+    LongPolicy,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
@@ -42,6 +45,7 @@ from guardcli.cli.options import (
     ThreadsOpt,
     pick_format,
 )
+from guardcli.core.batching import DEFAULT_BATCH_TOKENS
 from guardcli.core.gate import fails
 from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.core.records import Sample, Skip
@@ -81,6 +85,7 @@ class ScanSummary:
     truncated: int = 0
     skipped: int = 0
     resumed: int = 0
+    windowed: int = 0  # long inputs judged in windows (--long chunk)
     started: float = field(default_factory=time.perf_counter)
 
     def count(self, *, request: bool, response: bool, parsed: bool) -> None:
@@ -162,6 +167,8 @@ def scan(
     batch_size: BatchOpt = None,
     max_new_tokens: MaxNewOpt = MAX_NEW,
     max_input_tokens: MaxInOpt = None,
+    long: LongOpt = LongPolicy.chunk,
+    batch_tokens: BatchTokensOpt = DEFAULT_BATCH_TOKENS,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the exact model inputs as JSONL; load no model."),
@@ -191,6 +198,8 @@ def scan(
                 mode.value,
                 band,
                 explain_flagged,
+                long=long.value,
+                batch_tokens=batch_tokens,
             ),
             fmt=fmt,
             output=output,
@@ -226,21 +235,22 @@ def run_scan(options: ScanOptions) -> ExitCode:
     done = check_output(options.output, resume=options.resume, fmt=fmt.value)
     live = _live_stdin(options.paths)
     try:
-        if live:  # judge each sample as it arrives; wait for the first before loading
-            first = next(reported(), None)
-            samples = None if first is None else itertools.chain([first], reported())
-        else:
-            samples = list(reported()) or None
-        if samples is None:
+        # Inputs stream into batches (files too: a 1 GB JSONL is never read whole before the
+        # model loads); only the first sample is waited for, so that "nothing to scan" and a
+        # finished --resume exit before loading a model.
+        samples = reported()
+        first = next(samples, None)
+        if first is None:
             raise UsageError(
                 "nothing to scan"
                 + (f": all {summary.skipped} inputs were skipped" if summary.skipped else ""),
                 hint="check the paths and the messages above",
             )
-        todo = _not_done(samples, done, summary)
-        if not live:
-            todo = list(todo)
-        if not (live or todo):  # a resumed batch that was already complete
+        todo = _not_done(itertools.chain([first], samples), done, summary)
+        head = next(todo, None)
+        if head is not None:
+            todo = itertools.chain([head], todo)
+        else:  # a resumed batch that was already complete
             if not options.quiet:
                 say(summary.line())
             return summary.exit_code(options.strict)
@@ -257,6 +267,8 @@ def run_scan(options: ScanOptions) -> ExitCode:
         return ExitCode.INTERRUPTED
     if summary.truncated:
         say(f"guardcli: warning: {summary.truncated} inputs were truncated to fit the context")
+    if summary.windowed:
+        say(f"guardcli: {summary.windowed} long inputs were judged in windows (--long chunk)")
     if not options.quiet:
         say(summary.line())
     return summary.exit_code(options.strict)
@@ -323,6 +335,7 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
                 )
                 if result.generation is not None:
                     summary.truncated += result.generation.truncated_input
+                summary.windowed += result.windows > 1
                 bar.advance(task)
         complete = True
     finally:
