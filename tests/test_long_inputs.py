@@ -215,3 +215,58 @@ def test_run_reads_a_batch_at_a_time(tiny_codec):  # noqa: F811
     first = next(results)
     assert first.sample.id == "s0" and len(read) <= 4  # one batch read, not the whole input
     assert len(list(results)) == 99
+
+
+def test_scan_judges_the_first_batch_before_reading_the_rest(monkeypatch):
+    """Before: every input was read into a list before the model loaded (1 GB JSONL: first
+    verdict after 22.8 s, 3.1 GB). Now the first verdict is written having read one batch."""
+    from types import SimpleNamespace
+
+    import guardcli.cli.scan as scan_cli
+    import guardcli.io.inputs as inputs
+    from tests.cli_support import invoke, jsonl_records
+
+    read: list[int] = []
+    seen_at_first_verdict: list[int] = []
+
+    def samples(paths, options, stdin=None):  # noqa: ANN001, ANN202
+        for i in range(50):
+            read.append(i)
+            yield Sample(f"s{i}", "hello", source=f"big.jsonl:{i + 1}")
+
+    class StubGuard:
+        def run(self, items):  # noqa: ANN001, ANN202
+            for sample in items:
+                if not seen_at_first_verdict:
+                    seen_at_first_verdict.append(len(read))
+                yield Result(sample, Verdict(Label.UNHARMFUL, Label.NONE, Label.NONE))
+
+    monkeypatch.setattr(inputs, "iter_samples", samples)
+    monkeypatch.setattr(scan_cli, "open_model", lambda *a, **k: SimpleNamespace(guard=StubGuard()))
+    done = invoke("scan", "big.jsonl", "-f", "jsonl", "--fail-on", "none")
+    assert done.exit_code == 0, done.stderr
+    assert len(jsonl_records(done.stdout)) == 50
+    assert seen_at_first_verdict == [1]  # the first sample only, not all 50
+
+
+def test_scan_reports_the_window_that_flagged(fixture_bundle, tmp_path):
+    """The fixture model end to end: a long input is judged in windows under the default
+    policy, recorded in every format's fields, and counted on stderr; truncate counts cuts."""
+    import json
+
+    from tests.cli_support import GEN, PAIRS, invoke, jsonl_records
+
+    pair = next(p for p in PAIRS.values() if p.response is None)
+    data = tmp_path / "long.jsonl"
+    data.write_text(json.dumps({"id": "long", "prompt": (pair.prompt + "\n\n") * 120}) + "\n")
+    chunked = invoke("scan", str(data), "--model", str(fixture_bundle), "-f", "jsonl", *GEN)
+    [record] = jsonl_records(chunked.stdout)
+    assert record["windows"] > 1 and record["truncated"] is False
+    assert "1 long inputs were judged in windows" in chunked.stderr
+    if record["flagged"]:
+        assert record["window"]["count"] == record["windows"]
+    cut = invoke("scan", str(data), "--model", str(fixture_bundle), "-f", "jsonl", "--long",
+                 "truncate", *GEN)  # fmt: skip
+    [record] = jsonl_records(cut.stdout)
+    assert (record["windows"], record["window"], record["truncated"]) == (1, None, True)
+    assert "1 inputs were truncated" in cut.stderr
