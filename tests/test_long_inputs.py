@@ -43,27 +43,26 @@ FILLER = "The bakery opens at seven and the bread is baked fresh every single mo
     lengths=st.lists(st.integers(1, 5000), max_size=40),
     max_rows=st.integers(1, 10),
     max_tokens=st.integers(1, 40000),
-    new_tokens=st.integers(0, 2000),
 )
-def test_batches_keep_order_and_fit_the_budget(lengths, max_rows, max_tokens, new_tokens):
-    plans = plan_batches(lengths, max_rows=max_rows, max_tokens=max_tokens, new_tokens=new_tokens)
+def test_batches_keep_order_and_fit_the_budget(lengths, max_rows, max_tokens):
+    plans = plan_batches(lengths, max_rows=max_rows, max_tokens=max_tokens)
     assert [row for rows in plans for row in rows] == list(range(len(lengths)))  # in order
     for rows in plans:
         assert 1 <= len(rows) <= max_rows
-        cost = batch_cost([lengths[r] for r in rows], new_tokens)
+        cost = batch_cost([lengths[r] for r in rows])
         assert len(rows) == 1 or cost <= max_tokens  # only a lone row may exceed the budget
     for before, after in zip(plans, plans[1:], strict=False):  # a batch closes only when full
         grown = [lengths[r] for r in [*before, after.start]]
-        assert len(grown) > max_rows or batch_cost(grown, new_tokens) > max_tokens
+        assert len(grown) > max_rows or batch_cost(grown) > max_tokens
 
 
 def test_one_long_input_no_longer_pads_the_whole_batch():
     lengths = [300, 310, 8000, 290, 305, 300, 295, 320]
-    plans = plan_batches(lengths, max_rows=8, max_tokens=16384, new_tokens=1024)
+    plans = plan_batches(lengths, max_rows=8, max_tokens=8192)
     assert [list(rows) for rows in plans] == [[0, 1], [2], [3, 4, 5, 6, 7]]
-    # before: one batch of 8 rows padded to 8000 + 1024 tokens each
-    assert batch_cost(lengths, 1024) == 8 * 9024
-    assert max(batch_cost([lengths[r] for r in rows], 1024) for rows in plans) == 9024
+    # before: one batch of 8 rows padded to 8000 tokens each
+    assert batch_cost(lengths) == 8 * 8000
+    assert max(batch_cost([lengths[r] for r in rows]) for rows in plans) == 8000
 
 
 def test_the_guard_generates_within_the_budget_in_input_order(tiny_codec):  # noqa: F811
@@ -76,8 +75,8 @@ def test_the_guard_generates_within_the_budget_in_input_order(tiny_codec):  # no
     assert [r.sample.id for r in results] == [s.id for s in samples]
     rows = [len(prompts) for prompts, _ in backend.started]
     assert rows == [3, 1, 3]  # the long input ran alone; the rest were not reordered
-    for prompts, new_tokens in backend.started:
-        assert len(prompts) == 1 or batch_cost([len(p) for p in prompts], new_tokens) <= 2000
+    for prompts, _new_tokens in backend.started:
+        assert len(prompts) == 1 or batch_cost([len(p) for p in prompts]) <= 2000
     with pytest.raises(UsageError):
         GuardOptions(batch_tokens=0)
 

@@ -125,8 +125,8 @@ BatchTokensOpt = Annotated[
     typer.Option(
         "--batch-tokens",
         min=1,
-        help="Most padded tokens one batch holds (rows x (longest input + new tokens)): "
-        "long inputs run alone or in small batches, which bounds memory.",
+        help="Most padded input tokens one batch prefills (rows x longest input): long "
+        "inputs run alone or in small batches, which bounds memory.",
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]

@@ -228,7 +228,6 @@ class Guard:
             [len(e.ids) for e in encoded],
             max_rows=self.options.batch_size,
             max_tokens=self.options.batch_tokens,
-            new_tokens=self.options.max_new_tokens,
         )
         results: list[Result] = []
         for rows in plans:
