@@ -269,3 +269,14 @@ def test_scan_reports_the_window_that_flagged(fixture_bundle, tmp_path):
     [record] = jsonl_records(cut.stdout)
     assert (record["windows"], record["window"], record["truncated"]) == (1, None, True)
     assert "1 inputs were truncated" in cut.stderr
+
+
+def test_short_inputs_before_a_long_one_are_not_held_back(tiny_codec):  # noqa: F811
+    backend = FakeBackend(lambda ctx: 1, context_length=4096, eos_token_ids=frozenset({1}))
+    guard = Guard(Engine(backend), tiny_codec, GuardOptions(max_new_tokens=8, batch_tokens=2000))
+    samples = [Sample("a", "hi"), Sample("b", "hello"), Sample("long", FILLER * 40)]
+    results = guard.run(samples)
+    assert next(results).sample.id == "a"
+    assert len(backend.started) == 1  # the long input has not been started yet
+    assert [r.sample.id for r in results] == ["b", "long"]
+    assert [len(prompts) for prompts, _ in backend.started] == [2, 1]

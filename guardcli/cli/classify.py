@@ -100,7 +100,7 @@ def run_classify(options: ClassifyOptions) -> ExitCode:
     guard = open_model(options.model, batch_size=1).guard
     sample = Sample(id="1", prompt=options.prompt, response=options.response, source="--prompt")
     try:
-        result = guard.classify_batch([sample])[0]
+        [result] = guard.run([sample])  # run applies the long-input policy (--long chunk)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     if result.generation is not None and result.generation.truncated_input:

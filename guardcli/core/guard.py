@@ -336,11 +336,25 @@ class Guard:
             pending.append((sample, plan))
             batch += window_samples(sample, plan) if len(plan) > 1 else [sample]
             if len(batch) >= self.options.batch_size:
-                judged += self.classify_batch(batch, cancelled=cancelled)
+                yield from self._judge(batch, pending, judged, cancelled)
                 batch = []
-                yield from _finished(pending, judged)
         if batch:
-            judged += self.classify_batch(batch, cancelled=cancelled)
+            yield from self._judge(batch, pending, judged, cancelled)
+
+    def _judge(
+        self,
+        batch: list[Sample],
+        pending: deque,
+        judged: list[Result],
+        cancelled: Callable[[], bool] | None,
+    ) -> Iterator[Result]:
+        """Judge ``batch`` in the budget's sub-batches, yielding each finished sample as soon
+        as its sub-batch is done (a long input does not hold back the short ones before it)."""
+        lengths = [len(self.encode(sample).ids) for sample in batch]
+        for rows in plan_batches(
+            lengths, max_rows=self.options.batch_size, max_tokens=self.options.batch_tokens
+        ):
+            judged += self.classify_batch(batch[rows.start : rows.stop], cancelled=cancelled)
             yield from _finished(pending, judged)
 
 
