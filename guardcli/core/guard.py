@@ -19,7 +19,14 @@ from guardcli.core.records import Generation, Label, Result, Sample
 from guardcli.core.tasks import FIELDS
 from guardcli.core.tokenizer import TextCodec
 from guardcli.core.triage import Thresholds, Triage, uncertain
-from guardcli.core.windows import DEFAULT_LONG, check_long, combine, plan_windows, window_samples
+from guardcli.core.windows import (
+    DEFAULT_LONG,
+    Span,
+    check_long,
+    finished,
+    sample_windows,
+    window_samples,
+)
 from guardcli.errors import UsageError, one_of
 
 DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
@@ -72,9 +79,6 @@ class Encoded:
 
 # Each cut lands within a few tokens of the limit; more rounds than this means no progress.
 _MAX_CUTS = 16
-# Tokens a window leaves free of its budget: re-encoding the user text inside the template
-# can merge a token or two differently at the seams.
-_SEAM_SLACK = 8
 
 
 def encode_sample(codec: TextCodec, sample: Sample, limit: int) -> Encoded:
@@ -293,31 +297,9 @@ class Guard:
     def classify(self, prompt: str, response: str | None = None) -> Result:
         return self.classify_batch([Sample(id="1", prompt=prompt, response=response)])[0]
 
-    def windows(self, sample: Sample) -> list[tuple[tuple[int, int], tuple[int, int] | None]]:
-        """The (prompt, response) character spans ``sample`` is judged in: one window holding
-        everything when it fits the input limit or the policy is truncate."""
-        whole = [
-            (
-                (0, len(sample.prompt)),
-                None if sample.response is None else (0, len(sample.response)),
-            )
-        ]
-        if self.options.long != "chunk":
-            return whole
-        limit = self.input_limit
-        if len(self.codec.encode(build_input(sample.prompt, sample.response))) <= limit:
-            return whole
-        empty = "" if sample.response is not None else None
-        overhead = len(self.codec.encode(build_input("", empty)))
-        budget = limit - overhead - _SEAM_SLACK
-        response = None if sample.response is None else self.codec.offsets(sample.response)
-        return plan_windows(
-            self.codec.offsets(sample.prompt),
-            len(sample.prompt),
-            response,
-            len(sample.response or ""),
-            budget,
-        )
+    def windows(self, sample: Sample) -> list[tuple[Span, Span | None]]:
+        """The (prompt, response) character spans ``sample`` is judged in."""
+        return sample_windows(self.codec, sample, self.input_limit, self.options.long)
 
     def run(
         self,
@@ -355,15 +337,7 @@ class Guard:
             lengths, max_rows=self.options.batch_size, max_tokens=self.options.batch_tokens
         ):
             judged += self.classify_batch(batch[rows.start : rows.stop], cancelled=cancelled)
-            yield from _finished(pending, judged)
-
-
-def _finished(pending: deque, judged: list[Result]) -> Iterator[Result]:
-    """The samples whose every window is judged, each combined into one Result, in order."""
-    while pending and len(judged) >= len(pending[0][1]):
-        sample, plan = pending.popleft()
-        yield combine(sample, judged[: len(plan)], plan)
-        del judged[: len(plan)]
+            yield from finished(pending, judged)
 
 
 def _combine(fast: Result, deep: Result) -> Result:

@@ -17,16 +17,22 @@ the next.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
+from guardcli.core.prompt import build_input
 from guardcli.core.records import Label, ParseStatus, Result, Sample, Scores, Window
+from guardcli.core.tokenizer import TextCodec
 from guardcli.errors import UsageError, one_of
 
 LONG_POLICIES = ("chunk", "truncate")
 DEFAULT_LONG = "chunk"
 
 Span = tuple[int, int]  # [start, end) characters of the prompt or the response
+# Tokens a window leaves free of its budget: re-encoding the user text inside the template
+# can merge a token or two differently at the seams.
+SEAM_SLACK = 8
 
 
 def check_long(policy: str) -> str:
@@ -82,6 +88,30 @@ def plan_windows(
     prompts = spans(prompt, prompt_length, max(1, p_size))
     responses = spans(response, response_length, max(1, r_size))
     return [(span, responses[0]) for span in prompts] + [(prompts[0], s) for s in responses[1:]]
+
+
+def sample_windows(
+    codec: TextCodec, sample: Sample, limit: int, policy: str
+) -> list[tuple[Span, Span | None]]:
+    """The windows ``sample`` is judged in: one holding everything when its model input fits
+    ``limit`` tokens or the policy is truncate (the cut is then encode_sample's)."""
+    whole = (0, len(sample.prompt)), None if sample.response is None else (0, len(sample.response))
+    if policy != "chunk" or len(codec.encode(build_input(sample.prompt, sample.response))) <= limit:
+        return [whole]
+    empty = None if sample.response is None else ""
+    budget = limit - len(codec.encode(build_input("", empty))) - SEAM_SLACK
+    response = None if sample.response is None else codec.offsets(sample.response)
+    prompt = codec.offsets(sample.prompt)
+    return plan_windows(prompt, len(sample.prompt), response, len(sample.response or ""), budget)
+
+
+def finished(pending: deque, judged: list[Result]) -> Iterator[Result]:
+    """The samples of ``pending`` (sample, windows) whose every window has a result in
+    ``judged`` (window results in order), each combined into one Result; both are consumed."""
+    while pending and len(judged) >= len(pending[0][1]):
+        sample, plan = pending.popleft()
+        yield combine(sample, judged[: len(plan)], plan)
+        del judged[: len(plan)]
 
 
 def window_samples(sample: Sample, plan: Sequence[tuple[Span, Span | None]]) -> list[Sample]:
