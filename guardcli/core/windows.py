@@ -33,6 +33,9 @@ Span = tuple[int, int]  # [start, end) characters of the prompt or the response
 # Tokens a window leaves free of its budget: re-encoding the user text inside the template
 # can merge a token or two differently at the seams.
 SEAM_SLACK = 8
+# Fewer tokens of user text than this per window (a tiny --max-input-tokens, or a context the
+# template nearly fills) cannot hold a sentence: such inputs are truncated instead, and counted.
+MIN_WINDOW = 64
 
 
 def check_long(policy: str) -> str:
@@ -94,12 +97,15 @@ def sample_windows(
     codec: TextCodec, sample: Sample, limit: int, policy: str
 ) -> list[tuple[Span, Span | None]]:
     """The windows ``sample`` is judged in: one holding everything when its model input fits
-    ``limit`` tokens or the policy is truncate (the cut is then encode_sample's)."""
+    ``limit`` tokens, the policy is truncate, or a window could not hold MIN_WINDOW tokens
+    of text (the cut is then encode_sample's, reported as truncation)."""
     whole = (0, len(sample.prompt)), None if sample.response is None else (0, len(sample.response))
     if policy != "chunk" or len(codec.encode(build_input(sample.prompt, sample.response))) <= limit:
         return [whole]
     empty = None if sample.response is None else ""
     budget = limit - len(codec.encode(build_input("", empty))) - SEAM_SLACK
+    if budget < MIN_WINDOW:
+        return [whole]
     response = None if sample.response is None else codec.offsets(sample.response)
     prompt = codec.offsets(sample.prompt)
     return plan_windows(prompt, len(sample.prompt), response, len(sample.response or ""), budget)
