@@ -189,7 +189,11 @@ def test_an_unreadable_window_is_never_read_as_harmless(tiny_codec):  # noqa: F8
     failed = Result(sample, Verdict())
     combined = combine(sample, [ok, failed], plan)
     assert combined.verdict.request is Label.UNKNOWN
-    assert combined.verdict.status is ParseStatus.PARTIAL and combined.window is None
+    assert combined.verdict.status is ParseStatus.FAILED and combined.window is None  # gate
+    harmful = Result(sample, Verdict(Label.HARMFUL, Label.NONE, Label.NONE, ParseStatus.OK))
+    flagged = combine(sample, [failed, harmful], plan)
+    assert flagged.verdict.request is Label.HARMFUL and flagged.window.index == 2
+    assert flagged.verdict.status is ParseStatus.PARTIAL
 
 
 def test_an_unknown_policy_is_refused_before_any_model():

@@ -161,9 +161,16 @@ def combine(
     verdicts = [r.verdict for r in results]
     request = _harm([v.request for v in verdicts])
     response = _harm([v.response for v in verdicts])
-    statuses = {v.status for v in verdicts}
-    status = statuses.pop() if len(statuses) == 1 else ParseStatus.PARTIAL
     flagging = [i for i, v in enumerate(verdicts) if v.request_harmful or v.response_harmful]
+    statuses = {v.status for v in verdicts}
+    if len(statuses) == 1:
+        status = statuses.pop()
+    elif ParseStatus.FAILED in statuses and not flagging:
+        # Text no window could judge was not judged: the sample counts as unparsed, so the
+        # gate fails closed, rather than passing on the windows that could be read.
+        status = ParseStatus.FAILED
+    else:
+        status = ParseStatus.PARTIAL
     unread = [i for i, v in enumerate(verdicts) if v.status is not ParseStatus.OK]
     decisive = (flagging or unread or [0])[0]
     scores = None
