@@ -56,7 +56,10 @@ def test_the_kit_installs_offline_and_gives_verdicts(fixture_bundle, tmp_path):
 
     venv = tmp_path / "offline-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
+    # The offline machine has no checkout on its path: a developer's PYTHONPATH (a worktree)
+    # would make the venv import that instead of the kit's wheel.
+    bare = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    offline = {**bare, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
     installed = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--quiet", "--no-index", "--find-links",
          str(kit / "wheels"), "guardcli"],
@@ -66,7 +69,7 @@ def test_the_kit_installs_offline_and_gives_verdicts(fixture_bundle, tmp_path):
     site = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import importlib.util as u; "
          "print(u.find_spec('torch') is None, u.find_spec('guardcli').origin)"],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
+        capture_output=True, text=True, check=True, cwd=tmp_path, env=offline,
     ).stdout.split()  # fmt: skip
     assert site[0] == "True" and str(venv) in site[1]  # the kit's wheel, not this checkout
 
