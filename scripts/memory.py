@@ -46,8 +46,8 @@ HARMFUL = (
 NO_BUDGET = ["--batch-tokens", "1000000000"]
 CONFIGS = [
     ("before: batch of 8, no budget, truncate", ["--long", "truncate", *NO_BUDGET]),
-    ("after: defaults (chunk, 8192-token budget)", []),
-    ("after: --long truncate (8192-token budget)", ["--long", "truncate"]),
+    ("after: defaults (chunk, default budget)", []),
+    ("after: --long truncate (default budget)", ["--long", "truncate"]),
 ]
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 # A default batch of 8 typical samples (a few hundred tokens each) fits many times over; an
 # input near nano's 7,168-token limit runs alone. docs/security.md ("Memory") has the peaks.
-DEFAULT_BATCH_TOKENS = 8192
+DEFAULT_BATCH_TOKENS = 6144
 
 
 def batch_cost(lengths: Sequence[int]) -> int:
