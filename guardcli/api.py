@@ -108,13 +108,16 @@ def load(
     max_input_tokens: int | None = None,
     band: tuple[float, float] | None = None,
     explain_flagged: bool = False,
+    long: str | None = None,
+    batch_tokens: int | None = None,
 ) -> GuardModel:
     """Find, verify and open a guard model, as ``guardcli`` does.
 
     ``model``: a bundle directory or an installed model's name; None resolves as the CLI
     does (``$GUARDCLI_MODEL``, then ``guardcli models default``, then the embedded nano).
     ``verify=False`` skips the sha256 check of the bundle's files (``--no-verify``).
-    ``mode``, ``band`` and ``explain_flagged``: see ``guardcli scan --help``. The defaults
+    ``mode``, ``band``, ``explain_flagged``, ``long`` (chunk|truncate) and ``batch_tokens``:
+    see ``guardcli scan --help``. The defaults
     are the command line's.
     """
     from guardcli.bundles.resolve import open_guard, resolve_model
@@ -128,6 +131,8 @@ def load(
         max_input_tokens=max_input_tokens,
         band=band,
         explain_flagged=explain_flagged,
+        long=long,
+        batch_tokens=batch_tokens,
     )
     resolved = resolve_model(None if model is None else str(model))
     guard, manifest, chosen = open_guard(
@@ -144,17 +149,25 @@ def guard_options(
     max_input_tokens: int | None = None,
     band: tuple[float, float] | None = None,
     explain_flagged: bool = False,
+    long: str | None = None,
+    batch_tokens: int | None = None,
 ) -> GuardOptions:
     """How a guard judges, with the command line's defaults, checked once: load() opens a
     model with them, and guardcli batch ships them to every Ray actor."""
+    from guardcli.core.batching import DEFAULT_BATCH_TOKENS
     from guardcli.core.guard import (
         DEFAULT_BAND,
         DEFAULT_BATCH,
         DEFAULT_MAX_NEW_TOKENS,
         GuardOptions,
     )
+    from guardcli.core.windows import DEFAULT_LONG
 
-    counts = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
+    counts = {
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "batch_tokens": batch_tokens,
+    }
     for name, value in {**counts, "max_input_tokens": max_input_tokens}.items():
         if value is not None and (not isinstance(value, int) or value < 1):
             raise UsageError(f"{name}={value!r}", hint=f"{name} is a whole number >= 1, or None")
@@ -165,4 +178,6 @@ def guard_options(
         mode=mode,
         band=DEFAULT_BAND if band is None else band,
         explain_flagged=explain_flagged,
+        long=DEFAULT_LONG if long is None else long,
+        batch_tokens=DEFAULT_BATCH_TOKENS if batch_tokens is None else batch_tokens,
     )

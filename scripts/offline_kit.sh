@@ -7,6 +7,7 @@
 #   KIT/install.sh   the offline install: checks SHA256SUMS, makes a venv, installs the wheels
 #                    with --no-index and makes KIT/nano that venv's default model
 #   KIT/SHA256SUMS   sha256 of every file above; KIT/INSTALL.txt says what to run offline
+#   KIT/ROOT_SHA256  the bundle's root sha256 (manifest + every file), to pin on the other side
 #
 # Run it where PyPI is reachable. It finds the Python that has guardcli itself: $PYTHON, else
 # this checkout's .venv (what scripts/quickstart.sh makes), else an activated venv, else
@@ -59,6 +60,9 @@ else
   bundle=$(guardcli models build nano) || die "could not build nano (see above) - fix that, or set GUARDCLI_KIT_BUNDLE=DIR to ship another bundle"
 fi
 guardcli models verify --full "$bundle" >&2 || die "$bundle fails verification - rebuild it ('guardcli models build nano --force') or re-copy it"
+# The bundle's root sha256 covers its manifest and every file: the one value to carry across
+# the air gap by a separate channel and pin on the other side (docs/security.md).
+pin=$(guardcli models info "$bundle" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["root_sha256"])')
 
 partial="$kit.partial"
 rm -rf "$partial"
@@ -74,6 +78,7 @@ if [ -n "$heavy" ]; then
   die "the runtime pulled in $heavy; the kit must stay torch-free"
 fi
 cp -r "$bundle" "$partial/nano"
+echo "$pin" > "$partial/ROOT_SHA256"
 
 cat > "$partial/install.sh" <<'SH'
 #!/usr/bin/env bash
@@ -87,7 +92,7 @@ python3 -m venv "$venv"
 "$venv/bin/guardcli" models default "$kit/nano"   # the kit's bundle, wherever you run from
 echo "guardcli installed in $venv; its default model is $kit/nano. Try: $venv/bin/guardcli scan FILE" >&2
 SH
-cat > "$partial/INSTALL.txt" <<'EOF_INSTALL'
+cat > "$partial/INSTALL.txt" <<EOF_INSTALL
 guardcli offline kit. On the machine with no network, from this folder:
 
   bash install.sh                              # checks SHA256SUMS, makes ./venv, installs,
@@ -99,14 +104,18 @@ or by hand:
   sha256sum -c SHA256SUMS                      # everything arrived intact
   python3 -m venv venv
   venv/bin/pip install --no-index --find-links wheels guardcli
-  venv/bin/guardcli models default "$PWD/nano" # or pass --model "$PWD/nano" / set GUARDCLI_MODEL
+  venv/bin/guardcli models verify ./nano --expect $pin  # the root sha256 you were sent
+  venv/bin/guardcli models default "\$PWD/nano" # or pass --model "\$PWD/nano" / set GUARDCLI_MODEL
 
 This kit's model is ./nano ('guardcli models build nano' needs a download, not possible here).
-guardcli verifies the bundle's own sha256 manifest every time it loads it.
+guardcli verifies the bundle's own sha256 manifest every time it loads it. The root sha256
+above pins the manifest itself; compare it with the one the kit's builder sent you by another
+channel, and set GUARDCLI_MODEL_SHA256=$pin to make every load refuse any other bundle.
 EOF_INSTALL
-(cd "$partial" && find wheels nano install.sh INSTALL.txt -type f | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+(cd "$partial" && find wheels nano install.sh INSTALL.txt ROOT_SHA256 -type f | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
 rm -rf "$kit"
 mv "$partial" "$kit"
 trap - EXIT
 echo "offline_kit: wrote $kit ($(du -sh "$kit" | cut -f1); $(ls "$kit/wheels" | wc -l) wheels)" >&2
+echo "offline_kit: bundle root sha256 $pin (send it by another channel; pin it offline)" >&2
 echo "$kit"

@@ -47,8 +47,10 @@ def test_models_commands(fixture_bundle):
     files = sorted(p for p in installed.iterdir() if p.name != "guardcli.json")
     assert manifest["files"] == len(files)
 
-    verify = invoke("models", "verify", "fixture", "--full")
-    assert (verify.exit_code, verify.stdout) == (0, f"{installed}: OK ({len(files)} files)\n")
+    root = manifest["root_sha256"]
+    verify = invoke("models", "verify", "fixture", "--full", "--expect", root)
+    ok = f"{installed}: OK ({len(files)} files, root sha256 {root}, as pinned)\n"
+    assert (verify.exit_code, verify.stdout) == (0, ok)
 
     assert invoke("models", "default").exit_code == 2  # neither a model nor --unset
     assert invoke("models", "default", "--unset").exit_code == 0

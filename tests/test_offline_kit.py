@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from export.fixture import FIXTURE_PAIRS
+from guardcli.bundles.manifest import bundle_root
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "offline_kit.sh"
@@ -105,6 +106,10 @@ def test_the_kit_installs_offline_and_gives_verdicts(fixture_bundle, tmp_path):
         ["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=kit, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
+    pin = bundle_root(fixture_bundle)  # the root to carry by another channel, and pin
+    assert (kit / "ROOT_SHA256").read_text() == f"{pin}\n"
+    assert f"--expect {pin}" in (kit / "INSTALL.txt").read_text()
+    assert f"root sha256 {pin}" in made.stderr
 
     venv = tmp_path / "offline-venv"
     offline = {
@@ -122,6 +127,13 @@ def test_the_kit_installs_offline_and_gives_verdicts(fixture_bundle, tmp_path):
         capture_output=True, text=True, check=True, cwd=tmp_path, env=offline,
     ).stdout.split()  # fmt: skip
     assert site[0] == "True" and str(venv) in site[1]  # the kit's wheel, not this checkout
+
+    pinned = subprocess.run(
+        [str(venv / "bin" / "guardcli"), "models", "verify", str(kit / "nano"), "--expect", pin],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={**offline, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert pinned.returncode == 0 and "as pinned" in pinned.stdout, pinned.stderr
 
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(

@@ -72,6 +72,8 @@ def test_result_record_shape():
         "request_score": None,
         "refusal_score": None,
         "response_score": None,
+        "windows": 1,
+        "window": None,
     }
     json.dumps(record)  # plain JSON types only
 

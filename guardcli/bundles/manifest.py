@@ -5,19 +5,23 @@ A bundle is what onnxruntime-genai's model builder writes (``model.onnx`` +
 the weights came from, how they were built and validated, and the sha256 of every file. The
 hashes are what lets a security engineer carry a bundle across an air gap and know it
 arrived intact, so loading refuses a bundle whose files do not match (``--no-verify``
-overrides).
+overrides). The manifest itself is covered by the root digest (``root_digest``): one sha256
+over the manifest and its hash list that a user pins (``guardcli models verify --expect``,
+``GUARDCLI_MODEL_SHA256``), so an edited ``eos_token_ids`` or ``name`` cannot pass either.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardcli.bundles.paths import hash_cache_file
-from guardcli.errors import ModelError
+from guardcli.bundles.hashcache import cached_hash
+from guardcli.errors import ModelError, UsageError
 
 MANIFEST = "guardcli.json"
 FORMAT_VERSION = 1
@@ -59,6 +63,15 @@ class Manifest:
 _DEFAULTED = {"built_with", "validation", "files", "calibration", "format"}
 
 
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    reason: str  # "missing" | "modified" | "unexpected" | why the entry is refused
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -68,16 +81,89 @@ def sha256_file(path: Path) -> str:
 
 
 def bundle_files(directory: Path) -> list[Path]:
-    """Every file the manifest covers: all regular files but the manifest itself."""
-    return sorted(
-        p
-        for p in directory.rglob("*")
-        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
-    )
+    """Every file the manifest covers: all regular files but the manifest itself.
+
+    Raises on what a bundle may not hold (a symlink, a device, a FIFO): hashing what a link
+    points to would vouch for a file outside the bundle."""
+    files, refused = walk_bundle(Path(directory))
+    if refused:
+        raise ModelError(
+            f"{Path(directory) / refused[0].path}: {refused[0].reason}",
+            hint="copy the file into the bundle instead of linking it",
+        )
+    return [files[name] for name in sorted(files)]
+
+
+def walk_bundle(directory: Path) -> tuple[dict[str, Path], list[Problem]]:
+    """The bundle's regular files by relative POSIX name, and the entries refused outright.
+
+    Nothing is followed: a symlink (to a file or a folder, hidden or not) is refused, since
+    what it points to is outside what was hashed and can change under the bundle; so is
+    anything that is not a regular file or a folder. Hidden regular files (``.DS_Store``)
+    are not bundle files and are ignored, as is the manifest itself."""
+    files: dict[str, Path] = {}
+    refused: list[Problem] = []
+    for top, dirs, names in os.walk(directory, followlinks=False):
+        folder = Path(top)
+        for name in sorted([*dirs, *names]):
+            path = folder / name
+            rel = path.relative_to(directory).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                refused.append(Problem(rel, f"symlink to {os.readlink(path)!r} (refused)"))
+            elif stat.S_ISREG(mode):
+                if name.startswith(".") or rel == MANIFEST:
+                    continue
+                files[rel] = path
+            elif not stat.S_ISDIR(mode):
+                refused.append(Problem(rel, "not a regular file (refused)"))
+    refused.sort(key=lambda p: p.path)
+    return files, refused
 
 
 def hash_bundle(directory: Path) -> dict[str, str]:
     return {p.relative_to(directory).as_posix(): sha256_file(p) for p in bundle_files(directory)}
+
+
+def root_digest(data: dict[str, Any]) -> str:
+    """The one sha256 that pins a whole bundle: its manifest and, through the manifest's hash
+    list, every file. Defined (docs/security.md, "Bundle trust") as the sha256 of
+
+        the manifest without "files" as canonical JSON (keys sorted, no spaces, UTF-8)
+        + "\n" + one "SHA256  PATH\n" line per file, sorted by path (sha256sum's format)
+
+    over the manifest as stored (``data``: every key, known to this guardcli or not), so it
+    is computable for any bundle ever written, including those whose manifest predates it.
+    """
+    body = {key: value for key, value in data.items() if key != "files"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    files = data.get("files", {})
+    listing = "".join(f"{files[name]}  {name}\n" for name in sorted(files))
+    return hashlib.sha256(f"{canonical}\n{listing}".encode()).hexdigest()
+
+
+def bundle_root(directory: Path) -> str:
+    """The root digest of the bundle at ``directory`` (its manifest is read, no file hashed)."""
+    return root_digest(read_manifest_data(Path(directory)))
+
+
+def check_root(directory: Path, expect: str, data: dict[str, Any] | None = None) -> str:
+    """Refuse a bundle whose root digest is not the pinned one; returns the digest.
+
+    ``data``: the manifest already read, so the pin checks the very manifest that is used."""
+    pinned = expect.strip().lower()
+    if len(pinned) != 64 or any(c not in "0123456789abcdef" for c in pinned):
+        raise UsageError(
+            f"{expect!r} is not a sha256 (64 hex digits)",
+            hint="pin the root printed by 'guardcli models info' or 'guardcli models verify'",
+        )
+    root = root_digest(read_manifest_data(directory) if data is None else data)
+    if root != pinned:
+        raise ModelError(
+            f"{directory}: bundle root sha256 is {root}, expected {pinned}",
+            hint="this is not the bundle that was pinned: its manifest or files differ",
+        )
+    return root
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Path:
@@ -89,7 +175,18 @@ def write_manifest(directory: Path, manifest: Manifest) -> Path:
 
 
 def read_manifest(directory: Path) -> Manifest:
+    return Manifest.from_dict(read_manifest_data(directory))
+
+
+def read_manifest_data(directory: Path) -> dict[str, Any]:
+    """The manifest as stored, checked to be one guardcli can read (the root digest is over
+    this, not over the fields this version knows)."""
     path = Path(directory) / MANIFEST
+    if path.is_symlink():
+        raise ModelError(
+            f"{path}: the manifest is a symlink (refused)",
+            hint="copy the file into the bundle instead of linking it",
+        )
     if not path.is_file():
         raise ModelError(
             f"{directory} is not a guardcli bundle (no {MANIFEST})",
@@ -115,16 +212,20 @@ def read_manifest(directory: Path) -> Manifest:
     ):
         # verify() walks this mapping: anything else would crash it instead of refusing.
         raise ModelError(f"{path}: manifest 'files' is not a mapping of paths to sha256")
-    return Manifest.from_dict(data)
+    return data
 
 
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    reason: str  # "missing" | "modified" | "unexpected"
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+def inside(name: str) -> bool:
+    """A manifest path that names a file inside the bundle: relative, no ``..``, no empty or
+    ``.`` parts, no backslash (a Windows separator would be read differently there)."""
+    parts = name.split("/")
+    return (
+        bool(name)
+        and "\\" not in name
+        and "\0" not in name
+        and not name.startswith("/")
+        and all(part not in ("", ".", "..") for part in parts)
+    )
 
 
 def verify(
@@ -132,47 +233,23 @@ def verify(
 ) -> list[Problem]:
     """Compare every file with its recorded hash; an empty list means the bundle is intact.
 
-    ``full`` rehashes every byte instead of trusting the (path, size, mtime) hash cache.
+    A symlink, a special file or a manifest path leaving the bundle is a problem whatever
+    its hash. ``full`` rehashes every byte instead of trusting the hash cache
+    (guardcli.bundles.hashcache, keyed so that an mtime reset cannot fool it).
     """
-    directory = Path(directory)
+    directory = Path(directory).resolve()
     manifest = manifest or read_manifest(directory)
-    problems: list[Problem] = []
-    present = {p.relative_to(directory).as_posix(): p for p in bundle_files(directory)}
+    present, problems = walk_bundle(directory)
+    refused = {p.path for p in problems}
     for name, expected in sorted(manifest.files.items()):
+        if not inside(name):
+            problems.append(Problem(name, "path leaves the bundle (refused)"))
+            continue
         path = present.pop(name, None)
         if path is None:
-            problems.append(Problem(name, "missing"))
-        elif (sha256_file(path) if full else _cached_hash(path)) != expected:
+            if not any(name == r or name.startswith(f"{r}/") for r in refused):
+                problems.append(Problem(name, "missing"))
+        elif (sha256_file(path) if full else cached_hash(path, sha256_file)) != expected:
             problems.append(Problem(name, "modified"))
     problems.extend(Problem(name, "unexpected") for name in sorted(present))
     return problems
-
-
-def _cached_hash(path: Path) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) so a 2 GB bundle is hashed once.
-
-    A changed file changes its size or mtime; a tool that rewrites bytes and then restores
-    mtime defeats this, which is why ``verify(full=True)`` (``models verify --full``)
-    ignores it.
-    """
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache_path = hash_cache_file()
-    try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
-    if not isinstance(cache, dict):
-        cache = {}
-    if key in cache:
-        return cache[key]
-    digest = sha256_file(path)
-    cache[key] = digest
-    try:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache), encoding="utf-8")
-        tmp.replace(cache_path)
-    except OSError:
-        pass  # a read-only home still verifies, just without the cache
-    return digest

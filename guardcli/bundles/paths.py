@@ -27,5 +27,6 @@ def models_dir() -> Path:
 
 
 def hash_cache_file() -> Path:
-    """sha256 of bundle files by (path, size, mtime): see guardcli.bundles.manifest.verify."""
+    """sha256 of verified bundle files: see guardcli.bundles.hashcache (keyed so that an mtime
+    reset cannot fool it)."""
     return cache_dir() / "hashes.json"

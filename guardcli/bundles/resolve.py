@@ -12,13 +12,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from guardcli.bundles.manifest import MANIFEST, Manifest, read_manifest, verify
+from guardcli.bundles.manifest import (
+    MANIFEST,
+    Manifest,
+    check_root,
+    read_manifest_data,
+    verify,
+)
 from guardcli.bundles.nano import find_base_gguf
 from guardcli.bundles.paths import config_file, models_dir
 from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import ModelError
 
 ENV_MODEL = "GUARDCLI_MODEL"
+# A bundle root sha256 (``guardcli models info``): every load refuses any other bundle.
+ENV_EXPECT = "GUARDCLI_MODEL_SHA256"
 DEFAULT_NAME = "nano"
 
 NO_MODEL_HINT = (
@@ -108,8 +116,15 @@ def installed_models() -> list[Path]:
 
 
 def check_bundle(path: Path, *, verify_hashes: bool = True) -> Manifest:
-    """Read the manifest and refuse what would silently give wrong verdicts."""
-    manifest = read_manifest(path)
+    """Read the manifest and refuse what would silently give wrong verdicts.
+
+    With ``$GUARDCLI_MODEL_SHA256`` set, the bundle must have that root digest: the pin covers
+    the manifest (labels' token ids, template, context) as well as the files' hashes, and is
+    checked even under --no-verify (it reads only the manifest)."""
+    data = read_manifest_data(path)
+    manifest = Manifest.from_dict(data)
+    if os.environ.get(ENV_EXPECT):
+        check_root(path, os.environ[ENV_EXPECT], data)
     if manifest.template != TEMPLATE_ID:
         raise ModelError(
             f"{path}: bundle expects prompt template {manifest.template!r}, "

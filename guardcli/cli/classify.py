@@ -98,7 +98,7 @@ def run_classify(options: ClassifyOptions) -> ExitCode:
     model = open_model(options.model, batch_size=1)
     sample = Sample(id="1", prompt=options.prompt, response=options.response, source="--prompt")
     try:
-        [result] = model.classify_many([sample])
+        [result] = model.classify_many([sample])  # applies the long-input policy
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     if result.generation is not None and result.generation.truncated_input:

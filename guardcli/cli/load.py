@@ -29,6 +29,8 @@ def open_model(options: ModelOptions, *, batch_size: int) -> GuardModel:
         max_input_tokens=options.max_input_tokens,
         band=parse_band(options.band),
         explain_flagged=options.explain_flagged,
+        long=options.long,
+        batch_tokens=options.batch_tokens,
     )
     manifest = opened.manifest
     say(

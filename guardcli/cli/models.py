@@ -36,16 +36,19 @@ def models_info(
         str | None, typer.Argument(help="Bundle dir or name (default: resolved).")
     ] = None,
 ) -> None:
-    """Show a bundle's manifest: source, precision, build versions, validation."""
+    """Show a bundle's manifest: source, precision, build versions, validation, and the root
+    sha256 to pin (guardcli models verify --expect, GUARDCLI_MODEL_SHA256)."""
     with errors():
         from dataclasses import asdict
 
-        from guardcli.bundles.manifest import read_manifest
+        from guardcli.bundles.manifest import Manifest, read_manifest_data, root_digest
         from guardcli.bundles.resolve import resolve_model
 
         resolved = resolve_model(model)
-        manifest = asdict(read_manifest(resolved.path))
+        data = read_manifest_data(resolved.path)
+        manifest = asdict(Manifest.from_dict(data))
         manifest["files"] = len(manifest["files"])
+        manifest["root_sha256"] = root_digest(data)
         manifest["path"] = str(resolved.path)
         manifest["resolved_from"] = resolved.origin
         typer.echo(json.dumps(manifest, indent=2, sort_keys=True))
@@ -58,15 +61,33 @@ def models_verify(
     full: Annotated[
         bool, typer.Option("--full", help="Rehash every byte, ignoring the cache.")
     ] = False,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            metavar="SHA256",
+            help="Fail unless the bundle's root sha256 (models info) is this one.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check every file of a bundle against the sha256 in its manifest."""
+    """Check every file of a bundle against the sha256 in its manifest, and the manifest
+    against a pinned root sha256 (--expect)."""
     with errors():
-        from guardcli.bundles.manifest import read_manifest, verify
+        from guardcli.bundles.manifest import (
+            Manifest,
+            check_root,
+            read_manifest_data,
+            root_digest,
+            verify,
+        )
         from guardcli.bundles.resolve import resolve_model
         from guardcli.errors import ModelError
 
         resolved = resolve_model(model)
-        manifest = read_manifest(resolved.path)
+        data = read_manifest_data(resolved.path)
+        manifest = Manifest.from_dict(data)
+        root = root_digest(data) if expect is None else check_root(resolved.path, expect, data)
         problems = verify(resolved.path, manifest, full=full)
         for problem in problems:
             say(f"guardcli: {resolved.path / problem.path}: {problem.reason}")
@@ -76,7 +97,8 @@ def models_verify(
                 "fail verification",
                 hint="re-copy or rebuild the bundle",
             )
-        typer.echo(f"{resolved.path}: OK ({len(manifest.files)} files)")
+        pinned = ", as pinned" if expect is not None else ""
+        typer.echo(f"{resolved.path}: OK ({len(manifest.files)} files, root sha256 {root}{pinned})")
 
 
 def models_path(
@@ -129,7 +151,7 @@ def models_build(
     Prints the bundle's path.
     """
     with errors():
-        from guardcli.bundles.manifest import MANIFEST, verify
+        from guardcli.bundles.manifest import MANIFEST, bundle_root, verify
         from guardcli.bundles.nano import BuildProgress, artifacts_dir, build, read_spec
         from guardcli.bundles.paths import models_dir
         from guardcli.bundles.resolve import DEFAULT_NAME
@@ -152,5 +174,8 @@ def models_build(
                 advance=lambda n: bar.advance(task, n),
             )
             build(dest, base=base, progress=progress)
-        say(f"guardcli: built and verified {name} ({spec.data_size / 1e6:.0f} MB of weights)")
+        say(
+            f"guardcli: built and verified {name} ({spec.data_size / 1e6:.0f} MB of weights; "
+            f"root sha256 {bundle_root(dest)})"
+        )
         typer.echo(str(dest))

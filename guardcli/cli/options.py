@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from guardcli.backends.genai import DEVICES
+from guardcli.core.batching import DEFAULT_BATCH_TOKENS
 from guardcli.core.gate import FAIL_ON
 from guardcli.core.guard import (
     DEFAULT_BAND,
@@ -25,6 +26,7 @@ from guardcli.core.guard import (
     GuardOptions,
 )
 from guardcli.core.tasks import NAMES
+from guardcli.core.windows import DEFAULT_LONG, LONG_POLICIES
 from guardcli.errors import UsageError
 from guardcli.io.options import SPLITS
 from guardcli.io.outputs import FORMATS
@@ -41,6 +43,7 @@ Split = _choices("Split", SPLITS)
 RunMode = _choices("RunMode", MODES)
 Device = _choices("Device", DEVICES)
 TaskChoice = _choices("TaskChoice", NAMES)
+LongPolicy = _choices("LongPolicy", LONG_POLICIES)
 
 BAND = ",".join(f"{edge:g}" for edge in DEFAULT_BAND)  # "0.2,0.8"
 MAX_NEW = DEFAULT_MAX_NEW_TOKENS
@@ -114,6 +117,23 @@ BatchOpt = Annotated[
         show_default=False,
     ),
 ]
+LongOpt = Annotated[
+    LongPolicy,
+    typer.Option(
+        "--long",
+        help="An input longer than the context: chunk judges it in overlapping windows and "
+        "flags it if any window is flagged; truncate keeps its head and counts the cut.",
+    ),
+]
+BatchTokensOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-tokens",
+        min=1,
+        help="Most padded input tokens one batch prefills (rows x longest input): long "
+        "inputs run alone or in small batches, which bounds memory.",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 ShardOpt = Annotated[
     str | None,
@@ -142,6 +162,8 @@ class ModelOptions:
     mode: str = "reason"
     band: str = BAND  # "LOW,HIGH", as given
     explain_flagged: bool = False
+    long: str = DEFAULT_LONG
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
 
     def guard(self, batch_size: int) -> GuardOptions:
         """These options as the engine takes them (guardcli batch ships them to its actors)."""
@@ -154,6 +176,8 @@ class ModelOptions:
             max_input_tokens=self.max_input_tokens,
             band=parse_band(self.band),
             explain_flagged=self.explain_flagged,
+            long=self.long,
+            batch_tokens=self.batch_tokens,
         )
 
 

@@ -21,6 +21,7 @@ from guardcli.cli.options import (
     MAX_NEW,
     BandOpt,
     BatchOpt,
+    BatchTokensOpt,
     Device,
     DeviceOpt,
     ExplainOpt,
@@ -28,6 +29,8 @@ from guardcli.cli.options import (
     FailOnOpt,
     Format,
     FormatOpt,
+    LongOpt,
+    LongPolicy,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
@@ -44,6 +47,7 @@ from guardcli.cli.options import (
     pick_format,
 )
 from guardcli.cli.summary import ScanSummary
+from guardcli.core.batching import DEFAULT_BATCH_TOKENS
 from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.core.records import Sample, Skip
 from guardcli.errors import ExitCode, UsageError, one_of
@@ -133,6 +137,8 @@ def scan(
     batch_size: BatchOpt = None,
     max_new_tokens: MaxNewOpt = MAX_NEW,
     max_input_tokens: MaxInOpt = None,
+    long: LongOpt = LongPolicy.chunk,
+    batch_tokens: BatchTokensOpt = DEFAULT_BATCH_TOKENS,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the exact model inputs as JSONL; load no model."),
@@ -163,6 +169,8 @@ def scan(
                 mode.value,
                 band,
                 explain_flagged,
+                long=long.value,
+                batch_tokens=batch_tokens,
             ),
             fmt=fmt,
             output=output,
@@ -216,23 +224,25 @@ def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
     )
     live = _live_stdin(options.paths)
     try:
-        if live:  # judge each sample as it arrives; wait for the first before loading
-            first = next(reported(), None)
-            samples = None if first is None else itertools.chain([first], reported())
-        else:
-            samples = list(reported()) or None
-        if samples is None and summary.other_shards:
-            samples = []  # every sample belongs to another shard: nothing to do here
-        if samples is None:
+        # Inputs stream into batches (files too: a 1 GB JSONL is never read whole before the
+        # model loads); only the first sample is waited for, so that "nothing to scan", a shard
+        # with nothing in it and a finished --resume exit before loading a model.
+        samples = reported()
+        first = next(samples, None)
+        if first is None and summary.other_shards:  # every sample belongs to another shard
+            summary.report(quiet=options.quiet)
+            return summary.exit_code(options.strict)
+        if first is None:
             raise UsageError(
                 "nothing to scan"
                 + (f": all {plural(summary.skipped, 'input')} skipped" if summary.skipped else ""),
                 hint="check the paths and the messages above",
             )
-        todo = _not_done(samples, done, summary)
-        if not live:
-            todo = list(todo)
-        if not (live or todo):  # a resumed batch that was already complete
+        todo = _not_done(itertools.chain([first], samples), done, summary)
+        head = next(todo, None)
+        if head is not None:
+            todo = itertools.chain([head], todo)
+        else:  # a resumed batch that was already complete
             summary.report(quiet=options.quiet)
             return summary.exit_code(options.strict)
         batch_size = options.batch_size or (1 if live else DEFAULT_BATCH)
@@ -310,6 +320,7 @@ def _moderate(samples, model, targets, options, summary) -> None:  # noqa: ANN00
                 )
                 if result.generation is not None:
                     summary.truncated += result.generation.truncated_input
+                summary.windowed += result.windows > 1
                 bar.advance(task)
         complete = True
     finally:

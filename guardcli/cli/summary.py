@@ -26,6 +26,7 @@ class ScanSummary:
     resumed: int = 0  # of scanned, those already in the resumed --output
     shard: Shard | None = None
     other_shards: int = 0  # samples read but left to the other shards
+    windowed: int = 0  # long inputs judged in windows (--long chunk)
     started: float = field(default_factory=time.perf_counter)
     skips: SkipReporter = field(default_factory=SkipReporter)
 
@@ -62,6 +63,9 @@ class ScanSummary:
             say(
                 f"guardcli: warning: {plural(self.truncated, 'input')} truncated to fit the context"
             )
+        if self.windowed:
+            inputs = plural(self.windowed, "long input")
+            say(f"guardcli: {inputs} judged in windows (--long chunk)")
         if note or not quiet:
             say(self.line() + note)
 

@@ -7,9 +7,11 @@ judge a sample identically.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from guardcli.core.batching import DEFAULT_BATCH_TOKENS, plan_batches
 from guardcli.core.engine import Engine
 from guardcli.core.parse import answers_complete, parse
 from guardcli.core.prompt import build_input
@@ -17,6 +19,14 @@ from guardcli.core.records import Generation, Label, Result, Sample
 from guardcli.core.tasks import FIELDS
 from guardcli.core.tokenizer import TextCodec
 from guardcli.core.triage import Thresholds, Triage, uncertain
+from guardcli.core.windows import (
+    DEFAULT_LONG,
+    Span,
+    check_long,
+    finished,
+    sample_windows,
+    window_samples,
+)
 from guardcli.errors import UsageError, one_of
 
 DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 tokens)
@@ -40,11 +50,19 @@ class GuardOptions:
     mode: str = "reason"
     band: tuple[float, float] = DEFAULT_BAND
     explain_flagged: bool = False
+    # An input longer than the context: judged in windows (chunk) or cut (truncate);
+    # guardcli.core.windows says why chunk is the default.
+    long: str = DEFAULT_LONG
+    # Padded tokens per generated batch (guardcli.core.batching): bounds memory.
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
 
     def __post_init__(self) -> None:
         """Refuse a bad mode or band when the options are made, before any model loads."""
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}", hint="use " + one_of(MODES))
+        check_long(self.long)
+        if self.batch_tokens < 1:
+            raise UsageError("--batch-tokens must be at least 1")
         low, high = self.band
         if not 0.0 <= low <= high <= 1.0:
             raise UsageError(
@@ -205,10 +223,40 @@ class Guard:
         on_text: TextCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> list[Result]:
-        """Full reasoning for every sample, generated as one batch."""
+        """Full reasoning for every sample, in order, generated in batches that each fit the
+        row and token budgets (guardcli.core.batching)."""
         if not samples:
             return []
         encoded = [self.encode(s) for s in samples]
+        plans = plan_batches(
+            [len(e.ids) for e in encoded],
+            max_rows=self.options.batch_size,
+            max_tokens=self.options.batch_tokens,
+        )
+        results: list[Result] = []
+        for rows in plans:
+
+            def on_row_text(row: int, piece: str, first: int = rows.start) -> None:
+                if on_text is not None:
+                    on_text(first + row, piece)
+
+            results += self._generate(
+                samples[rows.start : rows.stop],
+                encoded[rows.start : rows.stop],
+                on_text=on_row_text if on_text is not None else None,
+                cancelled=cancelled,
+            )
+        return results
+
+    def _generate(
+        self,
+        samples: Sequence[Sample],
+        encoded: Sequence[Encoded],
+        *,
+        on_text: TextCallback | None,
+        cancelled: Callable[[], bool] | None,
+    ) -> list[Result]:
+        """One batch generated together."""
         streams = [self.codec.stream() for _ in samples]
 
         def on_token(row: int, token: int) -> None:
@@ -249,21 +297,47 @@ class Guard:
     def classify(self, prompt: str, response: str | None = None) -> Result:
         return self.classify_batch([Sample(id="1", prompt=prompt, response=response)])[0]
 
+    def windows(self, sample: Sample) -> list[tuple[Span, Span | None]]:
+        """The (prompt, response) character spans ``sample`` is judged in."""
+        return sample_windows(self.codec, sample, self.input_limit, self.options.long)
+
     def run(
         self,
         samples: Iterable[Sample],
         *,
         cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[Result]:
-        """Results in input order, one batch at a time, so callers can write as they go."""
+        """Results in input order, as soon as each sample's batch is done, so callers can write
+        as they go. ``samples`` is read lazily: a batch's worth at a time, never all of it.
+        An input longer than the context is judged in windows under ``--long chunk``."""
+        pending: deque[tuple[Sample, list]] = deque()  # samples whose windows are in flight
+        judged: list[Result] = []  # window results not yet combined, in order
         batch: list[Sample] = []
         for sample in samples:
-            batch.append(sample)
+            plan = self.windows(sample)
+            pending.append((sample, plan))
+            batch += window_samples(sample, plan) if len(plan) > 1 else [sample]
             if len(batch) >= self.options.batch_size:
-                yield from self.classify_batch(batch, cancelled=cancelled)
+                yield from self._judge(batch, pending, judged, cancelled)
                 batch = []
         if batch:
-            yield from self.classify_batch(batch, cancelled=cancelled)
+            yield from self._judge(batch, pending, judged, cancelled)
+
+    def _judge(
+        self,
+        batch: list[Sample],
+        pending: deque,
+        judged: list[Result],
+        cancelled: Callable[[], bool] | None,
+    ) -> Iterator[Result]:
+        """Judge ``batch`` in the budget's sub-batches, yielding each finished sample as soon
+        as its sub-batch is done (a long input does not hold back the short ones before it)."""
+        lengths = [len(self.encode(sample).ids) for sample in batch]
+        for rows in plan_batches(
+            lengths, max_rows=self.options.batch_size, max_tokens=self.options.batch_tokens
+        ):
+            judged += self.classify_batch(batch[rows.start : rows.stop], cancelled=cancelled)
+            yield from finished(pending, judged)
 
 
 def _combine(fast: Result, deep: Result) -> Result:

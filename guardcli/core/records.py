@@ -109,8 +109,21 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class Window:
+    """One window of a long input judged in pieces (``--long chunk``, guardcli.core.windows):
+    which of how many, and the [start, end) characters of the prompt and response it held."""
+
+    index: int  # 1-based
+    count: int
+    prompt: tuple[int, int]
+    response: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
 class Result:
     sample: Sample
     verdict: Verdict
     generation: Generation | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    windows: int = 1  # how many windows the input was judged in (1: it fit the context)
+    window: Window | None = None  # the first window that flagged, for a windowed input

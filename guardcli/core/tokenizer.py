@@ -51,6 +51,10 @@ class TextCodec:
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """[start, end) characters of each token of ``text``: where long-input windows cut."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
+
     def head(self, text: str, tokens: int) -> str:
         """The start of ``text`` that its first ``tokens`` tokens cover, cut between characters.
 

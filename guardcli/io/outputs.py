@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from guardcli.core.gate import check as check_fail_on
 from guardcli.core.gate import flagged
-from guardcli.core.records import Generation, Result, Verdict
+from guardcli.core.records import Generation, Result, Verdict, Window
 from guardcli.core.tasks import FIELDS as TASK_FIELDS
 from guardcli.core.tasks import SCORE_FIELDS
 from guardcli.errors import UsageError, one_of
@@ -33,6 +33,8 @@ FIELDS = (
     "truncated",
     "mode",
     *(f"{name}_score" for name in SCORE_FIELDS),  # request, refusal, response
+    "windows",  # how many windows a long input was judged in (--long chunk); 1 if it fit
+    "window",  # the first window that flagged: {index, count, prompt, response} spans, or null
 )
 
 
@@ -54,6 +56,8 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
         # P(harmful request), P(refusal), P(harmful response) from the label tokens, for
         # thresholds and ROC curves; null where triage did not run (--mode reason).
         **score_fields(verdict),
+        "windows": result.windows,
+        "window": window_field(result.window),
     }
     if reasoning:
         record["reasoning"] = {
@@ -77,6 +81,19 @@ def generation_fields(generation: Generation | None) -> dict[str, Any]:
         "finish": g.finish if g else None,
         "truncated": g.truncated_input if g else None,
         "mode": g.mode if g else None,
+    }
+
+
+def window_field(window: Window | None) -> dict[str, Any] | None:
+    """Where in a long input the flagging window was: [start, end) characters of the prompt
+    and of the response, so the harmful passage can be found in the file."""
+    if window is None:
+        return None
+    return {
+        "index": window.index,
+        "count": window.count,
+        "prompt": list(window.prompt),
+        "response": None if window.response is None else list(window.response),
     }
 
 

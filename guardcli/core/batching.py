@@ -1,0 +1,49 @@
+"""How many inputs run together: a budget of padded tokens per batch, not just a row count.
+
+A batch is right-padded to its longest row, and its prefill computes every padded position:
+the logits alone are rows x longest x vocabulary floats (nano: 196 KB a token, a 1B Llama
+512 KB), beside the attention scores and the KV cache. So one 8,000-token input among seven
+short ones costs eight long rows: that is how a default batch of 8 went past 10 GB. The cost
+of a batch is therefore its padded prefill,
+
+    rows * longest input
+
+(the generated tokens add only KV cache, a few per cent of that for the bundles guardcli
+runs), and a batch closes before a row would push it over the budget. Inputs keep their order (no
+sorting by length: results are written in input order, as they finish), so a long input
+simply ends the batch before it and runs alone or with few others. An input whose cost alone
+exceeds the budget still runs, alone; the long-input policy (guardcli.core.windows) keeps
+each input within the context, which bounds that case too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# A default batch of 8 typical samples (a few hundred tokens each) fits many times over; an
+# input near nano's 7,168-token limit runs alone. docs/security.md ("Memory") has the peaks.
+DEFAULT_BATCH_TOKENS = 6144
+
+
+def batch_cost(lengths: Sequence[int]) -> int:
+    """Padded prefill tokens of a batch of inputs of these lengths."""
+    return len(lengths) * max(lengths, default=0)
+
+
+def plan_batches(lengths: Sequence[int], *, max_rows: int, max_tokens: int) -> list[range]:
+    """Consecutive runs of rows (in order) each within ``max_rows`` and ``max_tokens``;
+    a row too costly on its own gets a batch of its own."""
+    if max_rows < 1 or max_tokens < 1:
+        raise ValueError("a batch needs room for at least one row and one token")
+    plans: list[range] = []
+    start, longest = 0, 0
+    for row, length in enumerate(lengths):
+        grown = max(longest, length)
+        rows = row - start + 1
+        if row > start and (rows > max_rows or rows * grown > max_tokens):
+            plans.append(range(start, row))
+            start, grown = row, length
+        longest = grown
+    if start < len(lengths):
+        plans.append(range(start, len(lengths)))
+    return plans
