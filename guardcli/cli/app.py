@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from guardcli import __version__
-from guardcli.cli import classify, evaluate, models, scan, tui
+from guardcli.cli import classify, evaluate, models, scan, serve, tui
 
 app = typer.Typer(
     name="guardcli",
@@ -39,6 +39,7 @@ app.command()(scan.scan)
 app.command()(classify.classify)
 app.command("eval")(evaluate.eval_)
 app.command()(tui.tui)
+app.command()(serve.serve)
 app.command()(version)
 
 models_app.command("list")(models.models_list)
