@@ -5,6 +5,7 @@ metrics, logs, and every kind of bad request. Verdicts must equal ``guardcli cla
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -201,3 +202,21 @@ def test_logs_hold_no_request_content_and_no_control_characters(server):
     assert secret not in log
     assert "\x1b" not in log and "\nforged" not in log
     assert "\\x1b[31mred\\nforged" in log
+
+
+def test_a_client_that_hangs_up_stops_its_batch(server):
+    def cancelled() -> float:
+        text = httpx.get(f"{server.url}/metrics").text
+        line = next(x for x in text.splitlines() if x.startswith("guardcli_cancelled_batches"))
+        return float(line.split()[1])
+
+    before = cancelled()
+    inputs = [{"prompt": pair.prompt} for pair in PROMPT_ONLY] * 3
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/guard", json={"inputs": inputs[:8]}, timeout=0.15)
+    for _ in range(100):
+        if cancelled() > before:
+            break
+        time.sleep(0.02)
+    assert cancelled() == before + 1
+    assert "/v1/guard 499" in server.stderr()

@@ -8,6 +8,7 @@ the server down, and a client's text must not reach the log unasked).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,7 +40,7 @@ def build_app(state: ServeState) -> Gate:
         rid = "modr-" + request_id(request.scope)
         call = moderation_call(load_json(await read_body(request, state)), state.limits, rid)
         _log_inputs(state, rid, call)
-        results = await judge(call)
+        results = await judge(call, request)
         body = moderation_body(
             results, request_id=rid, model=state.model_name, reasoning=call.reasoning
         )
@@ -51,7 +52,9 @@ def build_app(state: ServeState) -> Gate:
         _log_inputs(state, rid, call)
         if call.stream:
             return stream_response(state, call, submit)
-        records = [result_record(result, reasoning=call.reasoning) for result in await judge(call)]
+        records = [
+            result_record(result, reasoning=call.reasoning) for result in await judge(call, request)
+        ]
         return json_response(records[0] if call.single else {"results": records})
 
     async def healthz(_request: Request) -> Response:
@@ -85,10 +88,20 @@ def build_app(state: ServeState) -> Gate:
                 retry_after=full.retry_after,
             ) from None
 
-    async def judge(call: Call) -> list[Result]:
-        job = submit(call)
+    async def judge(call: Call, request: Request) -> list[Result]:
+        """The call's results; a client that hangs up gives its place up (its batch stops
+        if no one else waits for it)."""
+        waiter = asyncio.ensure_future(state.batcher.wait(submit(call)))
+        gone = asyncio.ensure_future(_hung_up(request))
         try:
-            return await state.batcher.wait(job)
+            await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not waiter.done():
+            waiter.cancel()
+            raise ApiError(499, "the client closed the connection", code="client_closed")
+        try:
+            return waiter.result()
         except DeadlineExceeded:
             raise timed_out(state.options.timeout_s) from None
 
@@ -146,6 +159,13 @@ async def read_body(request: Request, state: ServeState) -> bytes:
             raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _hung_up(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so the next message
+    the server can receive is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -37,7 +37,7 @@ class Call:
     reasoning: bool = False
     stream: bool = False
     single: bool = True  # /v1/guard: one object in, one record out
-    model: str | None = None  # /v1/moderations: what the client asked for (echoed in logs only)
+    model: str | None = None  # /v1/moderations: what the client named (accepted, not used)
 
 
 def load_json(body: bytes) -> dict[str, Any]:
