@@ -97,8 +97,10 @@ def build_app(state: ServeState) -> Gate:
             await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-        if not waiter.done():
-            waiter.cancel()
+            hung_up = not waiter.done()
+            if hung_up:  # or this handler was cancelled: either way no one waits for it
+                waiter.cancel()
+        if hung_up:
             raise ApiError(499, "the client closed the connection", code="client_closed")
         try:
             return waiter.result()
