@@ -171,7 +171,7 @@ def table(levels: list[Level]) -> str:
         speedup = f"{lv.rps / base[lv.mode]:.2f}x" if base.get(lv.mode) else "-"
         statuses = ", ".join(f"{code}: {n}" for code, n in lv.statuses.items())
         rows.append(
-            f"| {lv.mode} | {lv.concurrency} | {lv.requests} | {lv.rps:.2f} | {speedup} "
+            f"| {lv.mode} | {lv.concurrency} | {lv.requests} | {lv.rps:.3g} | {speedup} "
             f"| {lv.pct(50):.0f} | {lv.pct(95):.0f} | {lv.pct(99):.0f} | {statuses} "
             f"| {lv.lost} | {lv.peak_rss_mib:.0f} |"
         )

@@ -1,7 +1,13 @@
 """LiteLLM's proxy with its ``openai_moderation`` guardrail pointed at ``guardcli serve``: a
 flagged request is blocked before it reaches the model, a benign one passes. The config is
-the README's. Manual: it needs LiteLLM's proxy (``pip install 'litellm[proxy]'``, not a
-guardcli dependency), found as ``$GUARDCLI_LITELLM`` or ``litellm`` on PATH; skipped without.
+the README's. Manual: it needs LiteLLM's proxy, which is no guardcli dependency, in a venv of
+its own, found as ``$GUARDCLI_LITELLM`` or ``litellm`` on PATH; skipped without. Passed with
+LiteLLM 1.110.2 (``pip install 'litellm[proxy]'``, or where the ``litellm-proxy`` package is not
+available: litellm plus fastapi uvicorn uvloop gunicorn orjson apscheduler backoff
+python-multipart cryptography pyjwt email-validator websockets redis semver expression
+fastapi-sso mcp soundfile):
+
+    GUARDCLI_LITELLM=/tmp/litellm-venv/bin/litellm pytest tests/test_serve_litellm.py
 """
 
 from __future__ import annotations
@@ -52,15 +58,19 @@ def test_litellm_blocks_what_guardcli_flags(fixture_bundle, tmp_path):
     proxy = subprocess.Popen(
         [litellm, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
+            if proxy.poll() is not None:
+                pytest.fail((tmp_path / "litellm.log").read_text())
             try:
                 if httpx.get(f"{url}/health/liveliness", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         else:
             pytest.fail((tmp_path / "litellm.log").read_text())
 
