@@ -2,7 +2,7 @@
 # The air-gap kit: everything guardcli needs on a machine with no network, in one folder.
 #   bash scripts/offline_kit.sh [KIT]          (default KIT: dist/guardcli-kit)
 #
-#   KIT/wheels/      guardcli and every runtime dependency as wheels (no torch, no export tools)
+#   KIT/wheels/      guardcli, every runtime dependency and the serve extra as wheels (no torch)
 #   KIT/nano/        the built GuardReasoner-Nano bundle ('guardcli models build nano')
 #   KIT/SHA256SUMS   sha256 of every file above; KIT/INSTALL.txt says what to run offline
 #
@@ -21,9 +21,11 @@ rm -rf "$kit"
 mkdir -p "$kit/wheels"
 echo "offline_kit: building the guardcli wheel and downloading its runtime dependencies" >&2
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$kit/wheels" "$root"
+wheel=$(ls "$kit"/wheels/guardcli-*.whl)
+# [serve]: Starlette and uvicorn too, so 'guardcli serve' installs offline (pure-Python wheels)
 # shellcheck disable=SC2086  # KIT_PIP_ARGS is a list of pip options
 "$python" -m pip download --quiet --only-binary=:all: --dest "$kit/wheels" \
-  ${KIT_PIP_ARGS:-} "$kit"/wheels/guardcli-*.whl
+  ${KIT_PIP_ARGS:-} "${wheel}[serve]"
 heavy=$(cd "$kit/wheels" && ls | grep -iE '^(torch|transformers|trl|peft|nvidia)[-_]' || true)
 if [ -n "$heavy" ]; then
   echo "offline_kit: error: the runtime pulled in $heavy; the kit must stay torch-free" >&2
@@ -44,6 +46,7 @@ guardcli offline kit. On the machine with no network, from this folder:
   sha256sum -c SHA256SUMS                      # everything arrived intact
   python3 -m venv venv
   venv/bin/pip install --no-index --find-links wheels guardcli
+  # or, for the moderation endpoint (guardcli serve): ... wheels 'guardcli[serve]'
   venv/bin/guardcli scan FILE --model nano     # or: export GUARDCLI_MODEL="$PWD/nano"
 
 guardcli verifies the bundle's own sha256 manifest every time it loads it.
