@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -138,6 +138,8 @@ def guarded(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as error:
             return error_response(error)
+        except ClientDisconnect:  # gone while sending its body: nothing was queued
+            return error_response(ApiError(499, "the client closed the connection"))
         except Exception as exc:  # a bug or a runtime failure: one line, no client text
             log(f"error: request {request_id(request.scope)} failed: {type(exc).__name__}")
             return error_response(
