@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.cli_support import PAIRS, REPO
+from tests.cli_support import PAIRS, REPO, WITH_RESPONSE
 from tests.serve_support import start
 
 pytestmark = pytest.mark.slow
@@ -127,10 +127,12 @@ def test_a_full_queue_answers_429_with_retry_after(fixture_bundle, home):
 
 
 def test_a_deadline_answers_504_and_cancels_the_work(fixture_bundle, home):
-    server = start(fixture_bundle, home, "--timeout", "0.05", "--wait-ms", "0")
+    server = start(fixture_bundle, home, "--timeout", "0.02", "--wait-ms", "0")
+    # 8 pairs with responses, one batch: longer than 20 ms on any CPU
+    inputs = [{"prompt": p.prompt, "response": p.response} for p in WITH_RESPONSE] * 2
     try:
         began = time.monotonic()
-        answer = httpx.post(f"{server.url}/v1/guard", json={"prompt": PROMPT}, timeout=60)
+        answer = httpx.post(f"{server.url}/v1/guard", json={"inputs": inputs}, timeout=60)
         assert time.monotonic() - began < 2
         assert answer.status_code == 504
         assert answer.json()["error"]["code"] == "timeout"
@@ -141,7 +143,7 @@ def test_a_deadline_answers_504_and_cancels_the_work(fixture_bundle, home):
         assert metric(server.url, "guardcli_cancelled_batches_total") == 1
         assert metric(server.url, "guardcli_inputs_judged_total") == 0
         # A stream that times out after its 200 ends with an error event.
-        body = {"prompt": PROMPT, "stream": True}
+        body = {"inputs": inputs, "stream": True}
         with httpx.stream("POST", f"{server.url}/v1/guard", json=body, timeout=60) as stream:
             text = stream.read().decode()
         assert "event: error" in text and '"code": "timeout"' in text
@@ -151,20 +153,22 @@ def test_a_deadline_answers_504_and_cancels_the_work(fixture_bundle, home):
 
 def test_sigterm_drains_in_flight_refuses_new_and_exits_0(fixture_bundle, home):
     server = start(
-        fixture_bundle, home, "--batch-size", "1", "--max-inputs", "12", "--max-queue", "12"
+        fixture_bundle, home, "--batch-size", "1", "--max-inputs", "32", "--max-queue", "32"
     )
-    url = f"{server.url}/v1/moderations"
+    # 32 pairs with responses, one at a time: in flight for well over a second
+    inputs = [{"prompt": p.prompt, "response": p.response} for p in WITH_RESPONSE] * 8
 
     async def main():
         async with httpx.AsyncClient(timeout=60) as http:
-            in_flight = asyncio.create_task(http.post(url, json={"input": [PROMPT] * 12}))
+            body = {"inputs": inputs}
+            in_flight = asyncio.create_task(http.post(f"{server.url}/v1/guard", json=body))
             for _ in range(200):
                 if metric(server.url, "guardcli_inputs_judged_total") >= 1:
                     break
                 await asyncio.sleep(0.01)
             server.proc.terminate()
-            await asyncio.sleep(0.3)
-            late = await http.post(url, json={"input": PROMPT})
+            await asyncio.sleep(0.1)
+            late = await http.post(f"{server.url}/v1/moderations", json={"input": PROMPT})
             ready = await http.get(f"{server.url}/readyz")
             return await in_flight, late, ready
 
@@ -172,7 +176,7 @@ def test_sigterm_drains_in_flight_refuses_new_and_exits_0(fixture_bundle, home):
         done, late, ready = asyncio.run(main())
     finally:
         code = server.stop()
-    assert done.status_code == 200 and len(done.json()["results"]) == 12
+    assert done.status_code == 200 and len(done.json()["results"]) == len(inputs)
     assert late.status_code == 503 and late.json()["error"]["code"] == "draining"
     assert ready.status_code == 503
     assert code == 0, server.stderr()
