@@ -34,7 +34,7 @@ def metric(url: str, name: str) -> float:
 def test_an_api_key_guards_every_route_but_the_probes(fixture_bundle, home):
     from openai import AuthenticationError, OpenAI
 
-    server = start(fixture_bundle, home, env={"GUARDCLI_API_KEY": KEY})
+    server = start(fixture_bundle, home, "--log-requests", env={"GUARDCLI_API_KEY": KEY})
     try:
         url = server.url
         assert httpx.get(f"{url}/healthz").status_code == 200
@@ -51,13 +51,19 @@ def test_an_api_key_guards_every_route_but_the_probes(fixture_bundle, home):
                 assert answer.json()["error"]["code"] == "invalid_api_key"
                 assert answer.headers["www-authenticate"] == "Bearer"
         v1 = f"{url}/v1"
+        auth = {"Authorization": f"Bearer {KEY}"}
         with pytest.raises(AuthenticationError):
             OpenAI(base_url=v1, api_key="wrong", max_retries=0).moderations.create(input="x")
         good = OpenAI(base_url=v1, api_key=KEY, max_retries=0).moderations.create(input=PROMPT)
         assert good.results[0].flagged is True
+        hostile = "line one\nforged line \x1b[2J"
+        assert httpx.post(f"{v1}/guard", json={"prompt": hostile}, headers=auth).status_code == 200
     finally:
         assert server.stop() == 0
-    assert KEY not in server.stderr()
+    log = server.stderr()
+    assert KEY not in log
+    assert f'"prompt": "{PROMPT}"' in log  # --log-requests: the text, as JSON
+    assert "line one\\nforged line \\u001b[2J" in log and "\x1b" not in log
 
 
 def test_an_open_bind_without_a_key_is_refused_before_loading(tmp_path):
