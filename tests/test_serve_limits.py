@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,20 @@ def test_an_open_bind_without_a_key_is_refused_before_loading(tmp_path):
     assert result.returncode == 2
     assert "no API key is set" in result.stderr and "GUARDCLI_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_fails_at_once_before_loading(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "guardcli", "serve", "--port", str(port), "-m", str(tmp_path)],
+            capture_output=True, text=True, cwd=REPO, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path)},
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
 
 
 def test_without_the_serve_extra_one_line_names_the_install(tmp_path):
