@@ -20,7 +20,8 @@ from guardcli.serve.logs import log
 from guardcli.serve.responses import error_response
 from guardcli.serve.state import ServeState
 
-ROUTES = ("/v1/moderations", "/v1/guard", "/healthz", "/readyz", "/metrics")
+API_ROUTES = ("/v1/moderations", "/v1/guard")  # the work a drain waits for
+ROUTES = (*API_ROUTES, "/healthz", "/readyz", "/metrics")
 
 
 class Gate:
@@ -48,7 +49,8 @@ class Gate:
             await send(message)
 
         metrics = self.state.metrics
-        metrics.in_flight += 1
+        work = int(path in API_ROUTES)  # probes and scrapes never hold a drain open
+        metrics.in_flight += work
         try:
             refusal = self._refusal(scope, path)
             if refusal is not None:
@@ -56,7 +58,7 @@ class Gate:
             else:
                 await self.app(scope, receive, send_with_status)
         finally:
-            metrics.in_flight -= 1
+            metrics.in_flight -= work
             took = time.monotonic() - started
             metrics.request_done(route, status, took)
             if route not in OPEN_ROUTES and route != "/metrics" or status >= 400:

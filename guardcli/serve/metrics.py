@@ -83,7 +83,10 @@ class Metrics:
                 "guardcli_queue_depth", "gauge", "Inputs waiting for a batch.", self.queue_depth
             ),
             *_single(
-                "guardcli_in_flight_requests", "gauge", "Requests being handled.", self.in_flight
+                "guardcli_in_flight_requests",
+                "gauge",
+                "API requests being handled (not probes).",
+                self.in_flight,
             ),
             *_single(
                 "guardcli_generated_tokens_total",

@@ -45,7 +45,7 @@ class DrainingServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_started is not None and not self.should_exit:
-            # A tick runs outside any request, so in_flight counts only real requests.
+            # in_flight counts API requests only: a probe every 100 ms cannot hold the drain.
             waited = time.monotonic() - self.drain_started
             if self.state.metrics.in_flight == 0 and self.state.batcher.idle:
                 self.should_exit = True
