@@ -2,7 +2,7 @@
 # The air-gap kit: everything guardcli needs on a machine with no network, in one folder.
 #   bash scripts/offline_kit.sh [KIT]          (default KIT: dist/guardcli-kit)
 #
-#   KIT/wheels/      guardcli and every runtime dependency as wheels (no torch, no export tools)
+#   KIT/wheels/      guardcli, every runtime dependency and the serve extra as wheels (no torch)
 #   KIT/nano/        the built GuardReasoner-Nano bundle ('guardcli models build nano')
 #   KIT/install.sh   the offline install: checks SHA256SUMS, makes a venv, installs the wheels
 #                    with --no-index and makes KIT/nano that venv's default model
@@ -70,9 +70,11 @@ trap 'rm -rf "$partial"' EXIT
 mkdir -p "$partial/wheels"
 echo "offline_kit: building the guardcli wheel and downloading its runtime dependencies" >&2
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$partial/wheels" "$root"
+wheel=$(ls "$partial"/wheels/guardcli-*.whl)
+# [serve]: Starlette and uvicorn too, so 'guardcli serve' installs offline (pure-Python wheels)
 # shellcheck disable=SC2086  # KIT_PIP_ARGS is a list of pip options
 "$python" -m pip download --quiet --only-binary=:all: --dest "$partial/wheels" \
-  ${KIT_PIP_ARGS:-} "$partial"/wheels/guardcli-*.whl
+  ${KIT_PIP_ARGS:-} "${wheel}[serve]"
 heavy=$(cd "$partial/wheels" && ls | grep -iE '^(torch|transformers|trl|peft|nvidia)[-_]' || true)
 if [ -n "$heavy" ]; then
   die "the runtime pulled in $heavy; the kit must stay torch-free"
@@ -106,6 +108,8 @@ or by hand:
   venv/bin/pip install --no-index --find-links wheels guardcli
   venv/bin/guardcli models verify ./nano --expect $pin  # the root sha256 you were sent
   venv/bin/guardcli models default "\$PWD/nano" # or pass --model "\$PWD/nano" / set GUARDCLI_MODEL
+  # the moderation endpoint too (guardcli serve; its wheels are in the kit):
+  venv/bin/pip install --no-index --find-links wheels 'guardcli[serve]'
 
 This kit's model is ./nano ('guardcli models build nano' needs a download, not possible here).
 guardcli verifies the bundle's own sha256 manifest every time it loads it. The root sha256

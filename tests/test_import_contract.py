@@ -49,3 +49,16 @@ def test_building_the_default_model_is_torch_free():
     )
     leaked = {m.split(".")[0] for m in loaded} & set(HEAVY)
     assert not leaked, f"the nano build path loaded {sorted(leaked)}"
+
+
+def test_the_server_is_torch_free():
+    """guardcli serve runs on the runtime install plus the serve extra (Starlette, uvicorn)."""
+    loaded = _modules_after("import guardcli.serve.server, guardcli.cli.serve")
+    leaked = {m.split(".")[0] for m in loaded} & set(HEAVY)
+    assert not leaked, f"the server loaded {sorted(leaked)}"
+
+
+def test_the_cli_does_not_import_the_server_stack():
+    """Starlette and uvicorn load only when ``guardcli serve`` runs, so --help needs no extra."""
+    loaded = {m.split(".")[0] for m in _modules_after("import guardcli.cli")}
+    assert not loaded & {"starlette", "uvicorn", "anyio", "httpx"}

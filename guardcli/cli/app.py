@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from guardcli import __version__
-from guardcli.cli import batch, classify, evaluate, models, scan, tui
+from guardcli.cli import batch, classify, evaluate, models, scan, serve, tui
 from guardcli.cli.command import GuardCommand
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.command(cls=GuardCommand)(classify.classify)
 app.command("eval", cls=GuardCommand)(evaluate.eval_)
 app.command(cls=GuardCommand)(batch.batch)
 app.command(cls=GuardCommand)(tui.tui)
+app.command(cls=GuardCommand)(serve.serve)
 app.command(cls=GuardCommand)(version)
 
 models_app.command("list", cls=GuardCommand)(models.models_list)
