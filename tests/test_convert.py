@@ -48,7 +48,7 @@ def _convert(model: Path, out: Path, *extra: str) -> int:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from export.tiny import make_tiny_llama
+    from testkit.tiny import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "ckpt")
 
@@ -63,7 +63,7 @@ def fp32_bundle(tiny, tmp_path_factory) -> Path:
 def _tiny_ids(checkpoint: Path) -> tuple[int, int, int]:
     from tokenizers import Tokenizer
 
-    from export.tiny import BOS, EOS, EOT
+    from testkit.tiny import BOS, EOS, EOT
 
     tok = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
     return tok.token_to_id(BOS), tok.token_to_id(EOS), tok.token_to_id(EOT)
@@ -156,7 +156,7 @@ def test_fix_genai_config_merges_eos_and_drops_threads(tmp_path):
 
 
 def test_add_bos_decision(tmp_path):
-    from export.tiny import make_tiny_tokenizer
+    from testkit.tiny import make_tiny_tokenizer
 
     adds = tmp_path / "adds"
     make_tiny_tokenizer(adds, tokenizer_adds_bos=True)
@@ -333,7 +333,7 @@ def test_fp32_mismatch_fails_but_keeps_an_honest_manifest(tiny, tmp_path, monkey
 def test_tokenizer_override_and_no_bos(tiny, tmp_path):
     from tokenizers import Tokenizer
 
-    from export.tiny import make_tiny_tokenizer
+    from testkit.tiny import make_tiny_tokenizer
 
     override = tmp_path / "tok"
     make_tiny_tokenizer(override, tokenizer_adds_bos=False)
@@ -356,7 +356,7 @@ def test_tokenizer_override_and_no_bos(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_gguf_source(tiny, tmp_path):
-    from export.tiny import make_tiny_gguf
+    from testkit.tiny import make_tiny_gguf
 
     gguf_path = make_tiny_gguf(tiny, tmp_path / "tiny-f32.gguf")
     out = tmp_path / "from-gguf"

@@ -344,7 +344,7 @@ def test_openai_teacher_end_to_end(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_model_teacher_fixture_bundle(tmp_path, fixture_bundle):
     """Sampling the fixture model cold reproduces its traces, which agree with its labels."""
-    from export.fixture import FIXTURE_PAIRS
+    from testkit.pairs import FIXTURE_PAIRS
 
     rows = [
         {"prompt": p.prompt, "response": p.response, "request": p.request.value,

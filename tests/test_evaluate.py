@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
 from guardcli.core.tasks import Task
 from guardcli.eval.judge import judge_file, labelled_file, pick
 from guardcli.eval.metrics import predicted, score
 from guardcli.eval.scoring import Mode, score_benchmark
+from testkit.pairs import FIXTURE_PAIRS
 
 
 def _benchmark(path, pairs, gold_of):

@@ -247,7 +247,7 @@ def test_synthesize_unreachable_server():
 
 
 def _fixture_inputs():
-    from export.fixture import FIXTURE_PAIRS
+    from testkit.pairs import FIXTURE_PAIRS
 
     return FIXTURE_PAIRS[:3], [p.model_input() for p in FIXTURE_PAIRS[:3]]
 

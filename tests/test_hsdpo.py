@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export.fixture import FIXTURE_PAIRS
 from export.hsdpo import PRESETS, HSDPOConfig, build_parser, mine, sample
 from export.mining import (
     SampleRow,
@@ -28,6 +27,7 @@ from export.mining import (
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input
 from guardcli.eval.labelled import Gold
+from testkit.pairs import FIXTURE_PAIRS
 from tests.test_rsft import write_train_jsonl
 
 UNREADABLE = "## Reasoning Step 1: The request seems fine to me."

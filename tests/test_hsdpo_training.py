@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from export.hsdpo import HSDPOConfig, main, sample, train
 from export.mining import (
     Pair,
@@ -18,6 +17,7 @@ from export.mining import (
 )
 from export.train_common import TRAIN_LOG, open_base
 from export.weighted_dpo import build_trainer, encode_pair, encode_pairs
+from testkit.pairs import FIXTURE_PAIRS
 from tests.test_hsdpo import flip, write_traces
 from tests.test_rsft import make_base, write_train_jsonl
 

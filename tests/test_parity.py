@@ -6,7 +6,7 @@ the reference from transformers float32 ``generate(do_sample=False)`` one prompt
 with no padding: so any difference is the runtime's (ONNX export, KV cache, right padding,
 the engine's stop and EOS handling).
 
-* a tiny random Llama (export/tiny.py; GuardReasoner-1B's architecture at toy size) at
+* a tiny random Llama (testkit/tiny.py; GuardReasoner-1B's architecture at toy size) at
   batch 1, in one mixed-length right-padded batch whose rows stop at different steps, and
   through the Guard (text, not just ids);
 * the KV cache: the engine against transformers with ``use_cache=False`` and against
@@ -148,7 +148,7 @@ def assert_rows_stop_apart(references: list[list[int]], budget: int, lengths: li
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from export.tiny import make_tiny_llama
+    from testkit.tiny import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "ckpt", seed=TINY_SEED)
 

@@ -1,7 +1,7 @@
 """export.pipeline: recipe checks in milliseconds, and the whole recipe end to end on a tiny model.
 
 The end-to-end run starts from the fixture model's checkpoint (a tiny Llama that already writes
-GuardReasoner traces for export/fixture.py's pairs), so after a few steps per stage the final
+GuardReasoner traces for testkit/fixture.py's pairs), so after a few steps per stage the final
 bundle can be asked for real, parseable Answers blocks: distill keeps the right traces and
 rejects the wrong ones, R-SFT lowers the loss, HS-DPO mines pairs from the model's samples and
 a diversity file of wrong traces, and the final bundle loads in guardcli and is evaluated.
@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from export.fixture import FIXTURE_PAIRS
 from export.pipeline import _parser, _resume_flag, load_recipe, main, plan, run, to_argv
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
 from guardcli.errors import UsageError
+from testkit.pairs import FIXTURE_PAIRS
 
 
 def _recipe(tmp_path: Path, **data) -> Path:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS, fixture_corpus
 from export.rsft import IGNORE, PRESETS, RSFTConfig, build_parser, encode_row, encode_rows, train
 from export.train_common import (
     CHECKPOINTS,
@@ -26,6 +25,7 @@ from export.train_common import (
 )
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.tokenizer import TextCodec
+from testkit.pairs import FIXTURE_PAIRS, fixture_corpus
 
 VOCAB = 800
 
@@ -34,7 +34,7 @@ def make_base(out: Path, *, tokenizer_adds_bos: bool = True) -> Path:
     """make_tiny_llama with the fixture model's larger vocabulary (it has the "\\n\\n" merge)."""
     from transformers import AutoModelForCausalLM
 
-    from export.tiny import make_tiny_llama, make_tiny_tokenizer
+    from testkit.tiny import make_tiny_llama, make_tiny_tokenizer
 
     make_tiny_llama(out, vocab_text=fixture_corpus(), tokenizer_adds_bos=tokenizer_adds_bos)
     vocab = make_tiny_tokenizer(
@@ -299,7 +299,7 @@ def test_resume_continues_from_the_latest_checkpoint(base, data, tmp_path):
 def test_a_gguf_base_trains_with_the_bos_rule_conversion_would_use(base, data, tmp_path):
     from export.encoding import checkpoint_codec
     from export.sources import resolve_source
-    from export.tiny import make_tiny_gguf
+    from testkit.tiny import make_tiny_gguf
 
     gguf = make_tiny_gguf(base, tmp_path / "tiny.gguf", add_bos=True)
     source = resolve_source(str(gguf), revision=None, workdir=tmp_path / "resolve")
