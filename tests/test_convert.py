@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from export import ConvertError
-from export.convert import build_parser, fix_genai_config, main
-from export.encoding import decide_add_bos
-from export.sources import Source
-from export.validate import EXAMPLES, builtin_texts, compare, file_texts
+from export.convert.command import build_parser, fix_genai_config, main
+from export.convert.encoding import decide_add_bos
+from export.convert.sources import Source
+from export.convert.validate import EXAMPLES, builtin_texts, compare, file_texts
 from guardcli.bundles.manifest import read_manifest, sha256_file, verify
 from guardcli.core.prompt import TEMPLATE_ID, build_input, format_pair
 
@@ -308,7 +308,7 @@ def test_quantized_bundle(tiny, tmp_path, precision, bits):
 
 @pytest.mark.slow
 def test_fp32_mismatch_fails_but_keeps_an_honest_manifest(tiny, tmp_path, monkeypatch, capsys):
-    import export.validate as validate
+    import export.convert.validate as validate
 
     real = validate.bundle_greedy
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from export.distill import (
+from export.distill.command import (
     DUPLICATE,
     INCOMPLETE,
     NO_ANSWERS,
@@ -31,7 +31,7 @@ from export.distill import (
     token_counter,
     wrong,
 )
-from export.generate import SamplingConfig
+from export.sampling.generate import SamplingConfig
 from guardcli.core.parse import parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair, split_input
 from guardcli.core.records import Label

@@ -1,5 +1,5 @@
 """The one judging path (labelled_file -> judge_file -> score_benchmark, as ``guardcli eval``
-and export.evaluate run it) over the fixture bundle: real generations, scored against known
+and export.eval.evaluate run it) over the fixture bundle: real generations, scored against known
 gold."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _benchmark(path, pairs, gold_of):
 
 
 def _judge(guard, path, seen=None, **read):
-    """The file read, and its honest score, the way export.evaluate gets them."""
+    """The file read, and its honest score, the way export.eval.evaluate gets them."""
     found = labelled_file(path, **read)
     on_result = None if seen is None else lambda item, result: seen.append(result)
     judged = judge_file(guard, found, on_result=on_result)

@@ -1,4 +1,4 @@
-"""export.generate: sampling settings, the OpenAI-compatible teacher against a local fake server,
+"""export.sampling: sampling settings, the OpenAI-compatible teacher against a local fake server,
 and (slow) seeded sampling from the fixture bundle and the fixture checkpoint.
 
     GUARDCLI_TEST_CACHE=1 pytest tests/test_generate.py          # add -m 'not slow' to skip models
@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from export.generate import (
+from export.sampling.generate import (
     SYNTHESIS_PROMPT,
     GenerateError,
     SamplingConfig,

@@ -1,4 +1,4 @@
-"""export.hsdpo: sampling files, hard-sample mining and weights (the weighted DPO loss and
+"""export.train.hsdpo: sampling files, hard-sample mining and weights (the weighted DPO loss and
 training: tests/test_hsdpo_training.py).
 
 Synthetic outputs: the fixture traces (right) and variants with the Request answer flipped or
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export.hsdpo import PRESETS, HSDPOConfig, build_parser, mine, sample
-from export.mining import (
+from export.train.hsdpo import PRESETS, HSDPOConfig, build_parser, mine, sample
+from export.train.mining import (
     SampleRow,
     input_id,
     mine_pairs,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from export.convert import main as convert
-from export.validate import EXAMPLES
+from export.convert.command import main as convert
+from export.convert.validate import EXAMPLES
 from guardcli.backends.genai import cuda_available, open_engine
 from guardcli.bundles.manifest import read_manifest
 from guardcli.bundles.resolve import Resolved, open_guard
@@ -287,8 +287,8 @@ def test_cuda_generates_what_cpu_generates(tiny_checkpoint, tiny_bundle, tiny, t
 def smol(tmp_path_factory):  # noqa: ANN201
     """SmolLM2 dequantized once to a float32 checkpoint (the transformers reference) and
     converted from that checkpoint, as export.convert does for a .gguf source."""
-    from export.smollm2 import INSTALL_HINT, gguf_path
-    from export.sources import resolve_source
+    from export.convert.smollm2 import INSTALL_HINT, gguf_path
+    from export.convert.sources import resolve_source
 
     gguf = gguf_path()
     if gguf is None:

@@ -29,7 +29,7 @@ def _recipe(tmp_path: Path, **data) -> Path:
 
 
 def test_options_become_flags_checked_against_the_stage_parser():
-    distill = _parser("distill")
+    distill = _parser("export.distill.command")
     argv = to_argv(
         distill,
         {"input": ["a.json", "b.json"], "teacher": ["traces:x", "traces:y"], "k": 2},
@@ -39,7 +39,7 @@ def test_options_become_flags_checked_against_the_stage_parser():
                     "traces:y", "--k", "2"]  # fmt: skip
     parsed = distill.parse_args([*argv, "--output", "o.jsonl"])
     assert parsed.inputs == ["a.json", "b.json"] and parsed.teachers == ["traces:x", "traces:y"]
-    rsft = _parser("rsft")
+    rsft = _parser("export.train.rsft")
     assert to_argv(rsft, {"lora": True, "max_steps": 3, "bf16": "no"}, "rsft") == [
         "--lora", "--max-steps", "3", "--bf16", "no"]  # fmt: skip
     assert to_argv(rsft, {"lora": False}, "rsft") == []
@@ -242,7 +242,7 @@ def test_tiny_recipe_end_to_end(fixture_bundle, tmp_path, capsys):
 
 
 def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
-    """``trainer: fast`` runs export.fast_sft on the traces (resumable from its state), and
+    """``trainer: fast`` runs export.train.fast_sft on the traces (resumable from its state), and
     ``hsdpo: skip`` ends the recipe after R-SFT's bundle."""
     recipe = load_recipe(
         _recipe(tmp_path, rsft={"trainer": "fast", "lora-layers": 8, "epochs": 2}, hsdpo="skip")
@@ -251,7 +251,7 @@ def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
     assert list(stages) == ["distill", "rsft", "bundle-rsft"]
     rsft = stages["rsft"]
     train = str(recipe.workdir / "distill" / "train.jsonl")
-    assert rsft.module == "fast_sft"
+    assert rsft.module == "export.train.fast_sft"
     assert rsft.argv[:4] == ["--model", "b", "--traces", train]
     assert rsft.argv[-4:] == ["--epochs", "2", "--lora-layers", "8"]
     assert _resume_flag(rsft) == []

@@ -1,21 +1,21 @@
 """Hard-sample DPO (HS-DPO), GuardReasoner's second training stage.
 
-    python -m export.hsdpo all --model RSFT_DIR --data train.jsonl --output DIR [options]
-    python -m export.hsdpo sample --model RSFT_DIR --data train.jsonl --output DIR
-    python -m export.hsdpo mine --output DIR
-    python -m export.hsdpo train --model RSFT_DIR --output DIR
+    python -m export.train.hsdpo all --model RSFT_DIR --data train.jsonl --output DIR [options]
+    python -m export.train.hsdpo sample --model RSFT_DIR --data train.jsonl --output DIR
+    python -m export.train.hsdpo mine --output DIR
+    python -m export.train.hsdpo train --model RSFT_DIR --output DIR
 
 Three steps, each runnable alone and each skipped when its output already exists:
 
 1. ``sample`` -> ``DIR/samples.jsonl``: ``--k`` outputs per training input from the R-SFT model
-   (export.generate.sample_outputs; the paper: k=4, temperature 0.7, top-p 0.95), plus the same
-   from every ``--extra-models`` model and every matching trace of ``--extra-traces`` files
+   (export.sampling.generate.sample_outputs; the paper: k=4, temperature 0.7, top-p 0.95), plus the
+   same from every ``--extra-models`` model and every matching trace of ``--extra-traces`` files
    ({prompt, label, predict}, e.g. GuardReasoner's generated_predictions.jsonl): the paper's
-   "diversity" models. One line per input: ``{input_id, prompt, gold, outputs: [{source,
-   text}]}``, flushed every ``--chunk`` inputs; a killed run continues where it stopped. Each
-   chunk is sampled with a seed derived from ``--seed`` and its first input, so a chunk drawn
-   again draws the same outputs.
-2. ``mine`` -> ``DIR/pairs.jsonl`` (export.mining): an input is *hard* when some of its
+   "diversity" models. One line per input: ``{input_id, prompt, gold, outputs: [{source, text}]}``,
+   flushed every ``--chunk`` inputs; a killed run continues where it stopped. Each chunk is sampled
+   with a seed derived from ``--seed`` and its first input, so a chunk drawn again draws the same
+   outputs.
+2. ``mine`` -> ``DIR/pairs.jsonl`` (export.train.mining): an input is *hard* when some of its
    outputs agree with the gold labels and some do not (each output read with guardcli.core.parse;
    agreement per guardcli.eval.labelled.agrees: every labelled task right; an unreadable answer is
    wrong). Its
@@ -36,7 +36,7 @@ Three steps, each runnable alone and each skipped when its output already exists
 3. ``train`` -> ``DIR/model/``: weighted DPO with TRL's DPOTrainer and an SFT term on the
    chosen output (loss_type ["sigmoid", "sft"], loss_weights [1.0, --sft-weight]); the
    reference model is the R-SFT model, loaded again from ``--model``. ``WeightedDPOTrainer``
-   (export.weighted_dpo) subclasses DPOTrainer because TRL 1.16 averages the per-pair losses
+   (export.train.weighted_dpo) subclasses DPOTrainer because TRL 1.16 averages the per-pair losses
    inside ``_compute_loss`` with no hook for sample weights: it recomputes the two terms with
    each pair's weight::
 
@@ -67,8 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from export import positive_int
-from export.mining import SampleRow, input_id, mine_pairs, read_pairs, read_samples
-from export.train_common import (
+from export.train.common import (
     CHECKPOINTS,
     TRAIN_LOG,
     RunLog,
@@ -84,7 +83,8 @@ from export.train_common import (
     save_checkpoint,
     say,
 )
-from export.weighted_dpo import build_trainer, encode_pairs
+from export.train.mining import SampleRow, input_id, mine_pairs, read_pairs, read_samples
+from export.train.weighted_dpo import build_trainer, encode_pairs
 from guardcli.core.prompt import build_input
 from guardcli.errors import GuardError, UsageError
 from guardcli.eval.labelled import LabelledSample, implied
@@ -241,7 +241,7 @@ def sample(cfg: HSDPOConfig) -> Path:
 def _sample_chunk(chunk: list[SampleRow], models: Sequence[str], cfg: HSDPOConfig) -> None:
     if not models:
         return
-    from export.generate import SamplingConfig, sample_outputs
+    from export.sampling.generate import SamplingConfig, sample_outputs
 
     sampling = SamplingConfig(
         k=cfg.k,
@@ -373,7 +373,7 @@ def run_all(cfg: HSDPOConfig) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m export.hsdpo",
+        prog="python -m export.train.hsdpo",
         description=(
             "Hard-sample DPO: sample k outputs per training input from the R-SFT model, mine\n"
             "the inputs it gets both right and wrong, train weighted DPO (+ SFT) on those pairs.\n"
@@ -432,7 +432,8 @@ def _add_io_options(parser: argparse.ArgumentParser, step: str) -> None:
         io.add_argument(
             "--model",
             metavar="RSFT_DIR",
-            help="the R-SFT model (export.rsft output): sampled from, trained, the DPO reference",
+            help="the R-SFT model (export.train.rsft output): sampled from, trained, the DPO "
+            "reference",
         )
     if step in ("sample", "all"):
         io.add_argument(
@@ -538,7 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_sources(HSDPOConfig, flags_of(args), PRESETS)
         if cfg.output == Path():
-            raise UsageError("--output DIR is required", hint="see python -m export.hsdpo --help")
+            raise UsageError(
+                "--output DIR is required", hint="see python -m export.train.hsdpo --help"
+            )
         step = {"sample": sample, "mine": mine, "train": train, "all": run_all}[args.command]
         step(cfg)
     except GuardError as exc:

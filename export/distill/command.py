@@ -8,10 +8,10 @@
 
 Every labelled input (guardcli.eval.labelled) gets candidate traces from the teachers: released
 traces files (matched by the exact full model input), k samples of a local model (a guardcli
-bundle or a Hugging Face checkpoint, export.generate.sample_outputs) or an OpenAI-compatible
-endpoint shown the gold labels (export.generate.synthesize). A trace is kept only when its
-final Answers block is complete and agrees with every gold label of its input, it fits the
-token cap, and the same (input, trace) was not kept already. What is kept is written in the
+bundle or a Hugging Face checkpoint, export.sampling.generate.sample_outputs) or an
+OpenAI-compatible endpoint shown the gold labels (export.sampling.generate.synthesize). A trace is
+kept only when its final Answers block is complete and agrees with every gold label of its input, it
+fits the token cap, and the same (input, trace) was not kept already. What is kept is written in the
 GuardReasonerTrain format (``instruction`` + "\\n" + ``input`` == guardcli.core.prompt.build_input,
 so training sees the runtime's bytes); ``<output>.summary.json`` says what was dropped and why.
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from export import positive_int
-from export.generate import SamplingConfig, model_kind, sample_outputs, synthesize
+from export.sampling.generate import SamplingConfig, model_kind, sample_outputs, synthesize
 from guardcli.core.parse import answers_region, parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import ParseStatus, Skip

@@ -1,7 +1,7 @@
 """The prompt-harm validation split of the labelled training prompts, fixed once.
 
-    python -m export.splits write   # models/nano/validation.lines from the prompts file
-    python -m export.splits check   # regenerate both halves, compare with the committed hash
+    python -m export.data.splits write   # models/nano/validation.lines from the prompts file
+    python -m export.data.splits check   # regenerate both halves, compare with the committed hash
 
 ``../shared/data/extra/guardreasoner_train_prompts.jsonl`` is the only prompt set here with real
 harmless prompts, so it is where false positives and fast-mode ranking are measured. A seeded,
@@ -102,7 +102,7 @@ def write_lines(path: Path, lines: set[int], rows_digest: str) -> None:
     header = (
         f"# guardcli nano validation split: {len(lines)} line numbers of {PROMPTS.name}\n"
         f"# stratified by (source, request), fraction {FRACTION}, seed {SEED}; never trained on\n"
-        f"# sha256 of the selected rows (python -m export.splits check): {rows_digest}\n"
+        f"# sha256 of the selected rows (python -m export.data.splits check): {rows_digest}\n"
     )
     path.write_text(header + "".join(f"{n}\n" for n in sorted(lines)), encoding="utf-8")
 
@@ -139,7 +139,7 @@ def write_jsonl(rows: list[Labelled], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.splits", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m export.data.splits", description=__doc__)
     parser.add_argument("action", choices=("write", "check", "export"))
     parser.add_argument("--prompts", type=Path, default=PROMPTS)
     parser.add_argument("--lines", type=Path, default=LINES)

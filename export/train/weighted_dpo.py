@@ -1,7 +1,7 @@
 """HS-DPO's weighted DPO: TRL's DPOTrainer with a weight per pair, and the pairs' encoding.
 
 Importing this module needs no torch/TRL; the trainer class is built on first use. The loss is
-described in export.hsdpo's module docstring (step 3).
+described in export.train.hsdpo's module docstring (step 3).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.mining import Pair
-from export.train_common import (
+from export.train.common import (
     Base,
     TrainError,
     load_model,
@@ -21,9 +20,10 @@ from export.train_common import (
     seed_everything,
     trainer_arguments,
 )
+from export.train.mining import Pair
 
 if TYPE_CHECKING:
-    from export.hsdpo import HSDPOConfig
+    from export.train.hsdpo import HSDPOConfig
 
 
 def _weighted_trainer_class() -> type:

@@ -1,8 +1,9 @@
-"""What the training stages share (export.rsft, export.hsdpo); not a command itself.
+"""What the training stages share (export.train.rsft, export.train.hsdpo); not a command itself.
 
 * the base model: ``--model`` is a hub id, a checkpoint directory or a ``.gguf`` file, resolved
-  by ``export.sources`` to a Hugging Face checkpoint, exactly as ``export.convert`` resolves it;
-* the token ids of a training row, by the one rule of ``export.encoding``: the prompt is
+  by ``export.convert.sources`` to a Hugging Face checkpoint, exactly as ``export.convert``
+  resolves it;
+* the token ids of a training row, by the one rule of ``export.convert.encoding``: the prompt is
   ``build_input`` text encoded the way guardcli encodes it (BOS per the checkpoint's rule, then
   the tokenizer ids with ``add_special_tokens=False``), the completion is encoded *separately*
   and ends with EOS. Encoding prompt + completion as one string can merge tokens across the
@@ -30,16 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from export import positive_int
-from export.encoding import checkpoint_codec, json_or_empty, pin_add_bos
-from export.sources import TOKENIZER_FILES as SOURCE_TOKENIZER_FILES
+from export.convert.encoding import checkpoint_codec, json_or_empty, pin_add_bos
+from export.convert.sources import TOKENIZER_FILES as SOURCE_TOKENIZER_FILES
 from guardcli.core.prompt import INSTRUCTION, split_input
 from guardcli.core.tokenizer import TextCodec
 from guardcli.errors import ExitCode, GuardError
 
 TRAIN_LOG = "train_log.json"
 CHECKPOINTS = "checkpoints"  # the trainer's resumable checkpoints, inside the output directory
-# What save_checkpoint copies from the base: export.sources' tokenizer files but the slow BPE
-# vocabulary (vocab.json, merges.txt), which it has never copied (tokenizer.json encodes alone).
+# What save_checkpoint copies from the base: export.convert.sources' tokenizer files but the slow
+# BPE vocabulary (vocab.json, merges.txt), which it has never copied (tokenizer.json encodes alone).
 TOKENIZER_FILES = tuple(n for n in SOURCE_TOKENIZER_FILES if n not in {"vocab.json", "merges.txt"})
 SAVE_DTYPES = ("float32", "bfloat16", "float16")
 LORA_ALL = "all-linear"
@@ -334,7 +335,7 @@ def open_base(spec: str, workdir: Path) -> Base:
     """
     from tokenizers import Tokenizer
 
-    from export.sources import resolve_source
+    from export.convert.sources import resolve_source
 
     source = resolve_source(spec, revision=None, workdir=workdir)
     checkpoint = source.checkpoint

@@ -6,7 +6,7 @@
    inside the vocabulary, no baked-in thread counts;
 4. settle the tokenizer: the bundle's tokenizer.json must encode exactly like the source's,
    and decide ``add_bos`` (guardcli encodes without special tokens and prepends BOS itself);
-5. validate greedy generation against transformers (export/validate.py);
+5. validate greedy generation against transformers (export/convert/validate.py);
 6. write guardcli.json (guardcli.bundles.manifest.write_manifest hashes every file, last).
 
 Errors print one line and exit 1 (argument errors: 2). An fp32 bundle whose greedy tokens differ
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from export import ConvertError, positive_int
-from export.encoding import bos_token_id, decide_add_bos
-from export.sources import resolve_source, with_tokenizer
+from export.convert.encoding import bos_token_id, decide_add_bos
+from export.convert.sources import resolve_source, with_tokenizer
 from guardcli.bundles.manifest import MANIFEST, Manifest, bundle_files, write_manifest
 from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import GuardError
@@ -530,7 +530,7 @@ def quantization_summary(model_path: Path) -> str:
 
 
 def _validation_texts(opts: Options) -> list[str]:
-    from export.validate import builtin_texts, file_texts
+    from export.convert.validate import builtin_texts, file_texts
 
     if opts.validation_file is not None:
         return file_texts(opts.validation_file, opts.validate)
@@ -550,7 +550,7 @@ def _validate(
         if not getattr(og, "is_cuda_available", lambda: False)():
             print("validation: skipped (a cuda bundle needs CUDA to run)", flush=True)
             return {"passed": None, "skipped": "no CUDA on the converting machine"}
-    from export.validate import validate_bundle
+    from export.convert.validate import validate_bundle
 
     print(
         f"validating: {len(texts)} input(s) x {opts.max_new_tokens} tokens, "

@@ -1,6 +1,6 @@
-"""Held-out F1 of one or more bundles: ``python -m export.evaluate``.
+"""Held-out F1 of one or more bundles: ``python -m export.eval.evaluate``.
 
-    python -m export.evaluate --model runs/nano/bundles/rsft \\
+    python -m export.eval.evaluate --model runs/nano/bundles/rsft \\
         --bench ../shared/data/guardreasoner/benchmark/0_0_SimpleSafetyTests.json \\
         --bench ../shared/data/guardreasoner/benchmark/0_9_safe_rlhf.json --limit 100 \\
         --output runs/nano/eval-rsft.json
@@ -108,7 +108,7 @@ def markdown(rows: list[dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m export.evaluate",
+        prog="python -m export.eval.evaluate",
         description="Score guardcli bundles on labelled benchmark files (held-out F1).",
     )
     parser.add_argument(

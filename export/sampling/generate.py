@@ -8,7 +8,7 @@ tokens skipped):
   batches (genai corrupts left-padded rows), ``do_sample`` with ``top_k=0`` so top-p alone
   truncates, as in transformers below;
 * a Hugging Face checkpoint folder (``config.json``): transformers ``generate(do_sample=True)``,
-  encoded with ``export.encoding.checkpoint_codec`` (the same BOS rule), left-padded with an
+  encoded with ``export.convert.encoding.checkpoint_codec`` (the same BOS rule), left-padded with an
   attention mask;
 * an OpenAI-compatible endpoint (``synthesize``): the paper's data synthesis, where GPT-4o is
   shown the input and its gold labels and writes the reasoning that leads to them.
@@ -17,7 +17,7 @@ The k copies of every input are flattened into rows and decoded ``batch_size`` r
 batch ``b`` is seeded from ``(seed, b)``, so a run is reproducible for a given seed, k and
 batch size (on one device: CPU and CUDA kernels differ).
 
-    python -c "from export.generate import sample_outputs, SamplingConfig; ..."
+    python -c "from export.sampling.generate import sample_outputs, SamplingConfig; ..."
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def _torch_rows(checkpoint: Path, config: SamplingConfig, device: str) -> RowGen
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    from export.encoding import checkpoint_codec
+    from export.convert.encoding import checkpoint_codec
 
     hf_logging.disable_progress_bar()
 

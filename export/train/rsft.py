@@ -1,6 +1,6 @@
 """Reasoning SFT (R-SFT), GuardReasoner's first training stage.
 
-    python -m export.rsft --model BASE --data train.jsonl [more.jsonl ...] --output DIR \\
+    python -m export.train.rsft --model BASE --data train.jsonl [more.jsonl ...] --output DIR \\
         [--config recipe.yaml] [--preset guardreasoner-1b] [--lora ...] [--resume]
 
 ``BASE`` is a hub id, a Hugging Face checkpoint directory or a ``.gguf`` file. The data is
@@ -10,8 +10,8 @@ with the BOS rule pinned, and ``train_log.json``; ``python -m export.convert --m
 it into a guardcli bundle.
 
 Every row is trained on exactly the ids guardcli will feed the converted model: the prompt is
-``build_input`` text encoded by the runtime's rule (export.encoding: BOS if the checkpoint asks
-for it, then the tokenizer ids without special tokens); the output trace is encoded separately
+``build_input`` text encoded by the runtime's rule (export.convert.encoding: BOS if the checkpoint
+asks for it, then the tokenizer ids without special tokens); the output trace is encoded separately
 and ends with EOS; the loss covers the trace and EOS only. TRL's own prompt/completion path is
 not used because it tokenizes prompt + completion as one string and can merge tokens across the
 boundary; the rows go to TRL's SFTTrainer already tokenized (``input_ids`` + ``labels``).
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.train_common import (
+from export.train.common import (
     Base,
     RunLog,
     TrainError,
@@ -119,7 +119,8 @@ def train(cfg: RSFTConfig, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     transformers TrainerCallbacks (tests use them to interrupt a run)."""
     if not cfg.model or not cfg.data or cfg.output == Path():
         raise UsageError(
-            "R-SFT needs --model, --data and --output", hint="see python -m export.rsft --help"
+            "R-SFT needs --model, --data and --output",
+            hint="see python -m export.train.rsft --help",
         )
     output = Path(cfg.output)
     resume_from = check_output(output, resume=cfg.resume)
@@ -190,7 +191,7 @@ def _resuming(checkpoint: Path | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     defaults = RSFTConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m export.rsft",
+        prog="python -m export.train.rsft",
         description=(
             "Reasoning SFT: fine-tune a base model on GuardReasoner traces (loss on the trace\n"
             "only), with exactly the input ids guardcli feeds the converted model."
