@@ -18,6 +18,12 @@ class ConvertError(GuardError):
     exit_code = ExitCode.FLAGGED  # 1: "the conversion did not produce a good bundle"
 
 
+class TrainError(GuardError):
+    """A training failure the user can act on: printed as one line, exit status 1."""
+
+    exit_code = ExitCode.FLAGGED
+
+
 def positive_int(text: str) -> int:
     """argparse ``type=`` for counts: an int of at least 1."""
     value = int(text)

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from export.train.common import ADAPTER
+from export.train.layout import ADAPTER
 from guardcli.bundles.manifest import MANIFEST, read_manifest, sha256_file, write_manifest
 from guardcli.bundles.nano import (
     BUNDLE,

@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.train.common import open_base, read_train_rows  # noqa: E402
+from export.train.base import open_base  # noqa: E402
 from export.train.fast_sft import Options  # noqa: E402
+from export.train.rows import read_train_rows  # noqa: E402
 from export.train.sft_data import trace_sequence  # noqa: E402
 from export.train.sft_model import LoraLM  # noqa: E402
 from guardcli.core.prompt import INSTRUCTION  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from export.data import splits
-from export.train.common import open_base
+from export.train.base import open_base
 from export.train.fast_sft import Options, train
 from export.train.sft_data import LabelExample, build_data, label_sequence, trace_sequence
 from export.train.sft_model import LoraLM

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from export.train.common import TRAIN_LOG, open_base
+from export.train.base import open_base
 from export.train.hsdpo import HSDPOConfig, main, sample, train
+from export.train.layout import TRAIN_LOG
 from export.train.mining import (
     Pair,
     input_id,

@@ -13,15 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from export.train.common import (
-    CHECKPOINTS,
-    TRAIN_LOG,
-    TrainError,
-    TrainRow,
-    config_from_sources,
-    open_base,
-    read_train_rows,
-)
+from export import TrainError
+from export.train.base import open_base
+from export.train.layout import CHECKPOINTS, TRAIN_LOG
+from export.train.options import config_from_sources
+from export.train.rows import TrainRow, read_train_rows
 from export.train.rsft import (
     IGNORE,
     PRESETS,

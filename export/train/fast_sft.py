@@ -134,7 +134,8 @@ def train(opts: Options) -> dict[str, Any]:
 
     import torch
 
-    from export.train.common import open_base, save_checkpoint
+    from export.train.base import open_base
+    from export.train.checkpoints import save_checkpoint
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -212,7 +213,7 @@ def _snapshot(opts: Options, model: LoraLM, base, output: Path) -> dict[str, Any
     """The saved state as a merged checkpoint (what export.convert reads), mid-run."""
     import torch
 
-    from export.train.common import save_checkpoint
+    from export.train.checkpoints import save_checkpoint
 
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
     step, log = _load_state(output / STATE, model, optim)

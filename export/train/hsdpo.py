@@ -66,24 +66,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export import positive_int
-from export.train.common import (
-    CHECKPOINTS,
-    TRAIN_LOG,
-    RunLog,
-    TrainError,
+from export import TrainError, positive_int
+from export.train.base import open_base
+from export.train.checkpoints import check_output, finish_checkpoints, save_checkpoint
+from export.train.layout import CHECKPOINTS, TRAIN_LOG
+from export.train.mining import SampleRow, input_id, mine_pairs, read_pairs, read_samples
+from export.train.options import (
     TrainingOptions,
     add_common_training_options,
-    check_output,
     config_from_sources,
-    finish_checkpoints,
     flags_of,
-    open_base,
-    pick_device,
-    save_checkpoint,
-    say,
 )
-from export.train.mining import SampleRow, input_id, mine_pairs, read_pairs, read_samples
+from export.train.runlog import RunLog, say
+from export.train.setup import pick_device
 from export.train.weighted_dpo import build_trainer, encode_pairs
 from guardcli.core.prompt import build_input
 from guardcli.errors import GuardError, UsageError

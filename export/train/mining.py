@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.train.common import TrainError
+from export import TrainError
 from guardcli.core.parse import parse
 from guardcli.core.records import Label, Verdict
 from guardcli.eval.labelled import Gold, agrees

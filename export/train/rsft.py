@@ -38,28 +38,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.train.common import (
-    Base,
-    RunLog,
-    TrainError,
+from export import TrainError
+from export.train.base import Base, load_model, load_processing_class, open_base
+from export.train.checkpoints import check_output, finish_checkpoints, save_checkpoint
+from export.train.options import (
     TrainingOptions,
-    TrainRow,
     add_common_training_options,
-    check_output,
     config_from_sources,
-    finish_checkpoints,
     flags_of,
-    load_model,
-    load_processing_class,
-    lora_config,
-    open_base,
-    pick_device,
-    read_train_rows,
-    save_checkpoint,
-    say,
-    seed_everything,
-    trainer_arguments,
 )
+from export.train.rows import TrainRow, read_train_rows
+from export.train.runlog import RunLog, say
+from export.train.setup import lora_config, pick_device, seed_everything, trainer_arguments
 from guardcli.errors import GuardError, UsageError
 
 IGNORE = -100  # label of a position that takes no loss (the prompt)

@@ -48,7 +48,7 @@ class LabelExample:
     response_label: Label | None = None
 
 
-def trace_sequence(base, text: str, output: str) -> Sequence_:  # noqa: ANN001 - train_common.Base
+def trace_sequence(base, text: str, output: str) -> Sequence_:  # noqa: ANN001 - export.train.base.Base
     prompt = base.prompt_ids(text)
     completion = base.completion_ids(output)
     ids = tuple(prompt + completion)
@@ -122,9 +122,9 @@ class Data:
     counts: dict[str, int]
 
 
-def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, train_common.Base
+def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Base
     from export.data import splits
-    from export.train.common import read_train_rows
+    from export.train.rows import read_train_rows
     from guardcli.core.triage import Triage
 
     triage = Triage(base.codec)

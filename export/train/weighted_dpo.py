@@ -11,16 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.train.common import (
-    Base,
-    TrainError,
-    load_model,
-    load_processing_class,
-    lora_config,
-    seed_everything,
-    trainer_arguments,
-)
+from export import TrainError
+from export.train.base import Base, load_model, load_processing_class
 from export.train.mining import Pair
+from export.train.setup import lora_config, seed_everything, trainer_arguments
 
 if TYPE_CHECKING:
     from export.train.hsdpo import HSDPOConfig
