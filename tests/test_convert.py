@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from export import ConvertError
-from export.convert.command import build_parser, fix_genai_config, main
+from export.convert.command import build_parser, main
 from export.convert.encoding import decide_add_bos
+from export.convert.fixups import fix_genai_config
 from export.convert.sources import Source
 from export.convert.validate import EXAMPLES, builtin_texts, compare, file_texts
 from guardcli.bundles.manifest import read_manifest, sha256_file, verify
