@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from export import ConvertError
 from export.convert.command import build_parser, main
 from export.convert.encoding import decide_add_bos
 from export.convert.fixups import fix_genai_config
@@ -24,6 +23,7 @@ from export.convert.sources import Source
 from export.convert.validate import EXAMPLES, builtin_texts, compare, file_texts
 from guardcli.bundles.manifest import read_manifest, sha256_file, verify
 from guardcli.core.prompt import TEMPLATE_ID, build_input, format_pair
+from guardcli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_unreachable_hub_is_one_clear_line(tmp_path):
         str(out),
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
     )
-    assert result.returncode == 1
+    assert result.returncode == 3  # no model to convert: ExitCode.MODEL
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "cannot download yueliu1999/GuardReasoner-1B" in lines[0]
@@ -115,23 +115,23 @@ def test_refuses_a_non_empty_output_without_force(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    assert _convert(ckpt, out) == 1
+    assert _convert(ckpt, out) == 2  # usage: the output is not free
     assert "is not empty - pass --force" in capsys.readouterr().err
     # --force deletes only what looks like a bundle or a failed conversion
-    assert _convert(ckpt, out, "--force") == 1
+    assert _convert(ckpt, out, "--force") == 2
     assert "does not look like a bundle" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_refuses_to_write_into_the_source_and_bad_combinations(tmp_path, capsys):
     ckpt = _fake_checkpoint(tmp_path / "ckpt")
-    assert _convert(ckpt, ckpt) == 1
+    assert _convert(ckpt, ckpt) == 2
     assert "would overwrite the source checkpoint" in capsys.readouterr().err
-    assert _convert(ckpt, tmp_path / "o", "--precision", "fp16") == 1
+    assert _convert(ckpt, tmp_path / "o", "--precision", "fp16") == 2
     assert "fp16 is CUDA-only" in capsys.readouterr().err
-    assert _convert(ckpt, tmp_path / "o", "--int4-block-size", "64") == 1
+    assert _convert(ckpt, tmp_path / "o", "--int4-block-size", "64") == 2
     assert "need --precision int4 or int8" in capsys.readouterr().err
-    assert _convert(tmp_path / "missing", tmp_path / "o") == 1
+    assert _convert(tmp_path / "missing", tmp_path / "o") == 3  # no model: ExitCode.MODEL
     assert "no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -214,7 +214,7 @@ def test_validation_inputs(tmp_path):
     teacher.write_text(json.dumps({"prompt": build_input("p", "r"), "label": "x"}) + "\n")
     assert file_texts(teacher, 1) == [build_input("p", "r")]
     (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(ConvertError):
+    with pytest.raises(UsageError, match="no GuardReasoner items"):  # a bad option: exit 2
         file_texts(tmp_path / "bad.json", 2)
 
 

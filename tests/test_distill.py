@@ -12,25 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from export.distill.command import (
+from export.distill.command import Options, build_parser, distill, main
+from export.distill.inputs import gather_inputs
+from export.distill.judging import (
     DUPLICATE,
     INCOMPLETE,
     NO_ANSWERS,
     TOO_LONG,
-    Candidate,
-    Options,
     Summary,
     TokenCounter,
-    build_parser,
-    distill,
-    gather_inputs,
     judge,
-    main,
     reject_reason,
     summary_path,
     token_counter,
     wrong,
 )
+from export.distill.teachers import Candidate
 from export.sampling.generate import SamplingConfig
 from guardcli.core.parse import parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair, split_input

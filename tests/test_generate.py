@@ -14,16 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from export.sampling.generate import (
-    SYNTHESIS_PROMPT,
-    GenerateError,
-    SamplingConfig,
-    chat_url,
-    model_kind,
-    sample_outputs,
-    synthesis_messages,
-    synthesize,
-)
+from export.sampling.endpoint import SYNTHESIS_PROMPT, chat_url, synthesis_messages, synthesize
+from export.sampling.generate import GenerateError, SamplingConfig, model_kind, sample_outputs
 from guardcli.core.prompt import format_pair
 from guardcli.core.records import Label, Sample
 from guardcli.errors import UsageError

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export.train.hsdpo import PRESETS, HSDPOConfig, build_parser, mine, sample
+from export.train.hsdpo import build_parser, mine
+from export.train.hsdpo_config import PRESETS, HSDPOConfig
+from export.train.hsdpo_sample import sample
 from export.train.mining import (
     SampleRow,
     input_id,

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from export.train.base import open_base
-from export.train.hsdpo import HSDPOConfig, main, sample, train
+from export.train.hsdpo import main, train
+from export.train.hsdpo_config import HSDPOConfig
+from export.train.hsdpo_sample import sample
 from export.train.layout import TRAIN_LOG
 from export.train.mining import (
     Pair,

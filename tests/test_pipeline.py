@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from export.pipeline import _parser, _resume_flag, load_recipe, main, plan, run, to_argv
+from export.pipeline import _parser, _resume_flag, main, plan, run
+from export.recipe import load_recipe, to_argv
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
 from guardcli.errors import UsageError

@@ -18,6 +18,7 @@ from typing import Any
 
 from export import ConvertError
 from guardcli.bundles.manifest import MANIFEST
+from guardcli.errors import UsageError
 
 # Files a previous conversion leaves behind: --force only deletes directories holding one.
 BUNDLE_MARKERS = (MANIFEST, "genai_config.json", "builder.log")
@@ -144,16 +145,14 @@ def quantization_summary(model_path: Path) -> str:
 def prepare_output(output: Path, checkpoint: Path, *, force: bool) -> None:
     ckpt = checkpoint.resolve()
     if output == ckpt or output in ckpt.parents:
-        raise ConvertError(f"--output {output} would overwrite the source checkpoint")
+        raise UsageError(f"--output {output} would overwrite the source checkpoint")
     if output.exists() and not output.is_dir():
-        raise ConvertError(f"--output {output} exists and is not a directory")
+        raise UsageError(f"--output {output} exists and is not a directory")
     if output.is_dir() and any(output.iterdir()):
         if not force:
-            raise ConvertError(
-                f"--output {output} is not empty", hint="pass --force to overwrite it"
-            )
+            raise UsageError(f"--output {output} is not empty", hint="pass --force to overwrite it")
         if not any((output / marker).exists() for marker in BUNDLE_MARKERS):
-            raise ConvertError(
+            raise UsageError(
                 f"--output {output} is not empty and does not look like a bundle",
                 hint="refusing to delete it even with --force; choose another directory",
             )

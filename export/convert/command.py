@@ -9,8 +9,11 @@
 5. validate greedy generation against transformers (export/convert/validate.py);
 6. write guardcli.json (guardcli.bundles.manifest.write_manifest hashes every file, last).
 
-Errors print one line and exit 1 (argument errors: 2). An fp32 bundle whose greedy tokens differ
-from transformers fails; other precisions report agreement. See docs/conversion.md.
+Errors print one line (export.cli): exit 2 for bad arguments (an --output that is not free,
+an impossible combination), 3 when no bundle can be made (the source cannot be read, the
+builder fails). An fp32 bundle whose greedy tokens differ from transformers is kept, marked
+``validation.passed=false``, and the exit status is 1; other precisions report agreement. See
+docs/conversion.md.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export import ConvertError, positive_int
+from export import positive_int
+from export.cli import run_main
 from export.convert.builder import (
     architecture,
     built_with,
@@ -42,7 +46,7 @@ from export.convert.fixups import (
 from export.convert.sources import resolve_source, with_tokenizer
 from guardcli.bundles.manifest import MANIFEST, Manifest, bundle_files, write_manifest
 from guardcli.core.prompt import TEMPLATE_ID
-from guardcli.errors import GuardError
+from guardcli.errors import ExitCode, UsageError
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 TARGETS = ("cpu", "cuda")
@@ -223,14 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def convert(opts: Options) -> Outcome:
     if (opts.precision, opts.target) not in SUPPORTED:
-        raise ConvertError(
+        raise UsageError(
             f"the model builder cannot make {opts.precision} for {opts.target}",
             hint="fp16 is CUDA-only: use --target cuda, or fp32/int8/int4 for cpu",
         )
     if opts.precision not in {"int4", "int8"} and (
         opts.int4_block_size is not None or opts.int4_accuracy_level is not None
     ):
-        raise ConvertError("--int4-block-size/--int4-accuracy-level need --precision int4 or int8")
+        raise UsageError("--int4-block-size/--int4-accuracy-level need --precision int4 or int8")
     output = opts.output.expanduser().resolve()
     texts = _validation_texts(opts)  # a bad --validation-file fails before any work
     stats: dict[str, Any] = {"precision": opts.precision, "target": opts.target}
@@ -349,16 +353,12 @@ def _validate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    opts = Options(**{k: v for k, v in vars(args).items()})
-    try:
-        outcome = convert(opts)
-    except GuardError as exc:  # ConvertError, or guardcli's ModelError from validation
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    opts = Options(**vars(args))
+    outcome = convert(opts)  # ConvertError, or guardcli's ModelError from validation: export.cli
     manifest, stats = outcome.manifest, outcome.stats
     validation = manifest.validation
     if opts.report is not None:
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
     size_mb = stats["bundle_bytes"] / 1e6
-    if validation.get("passed") is False:
+    if validation.get("passed") is False:  # a bundle was made, and it is flagged: exit 1
         samples = validation["samples"]
         differ = samples - round(validation["exact"] * samples)
         print(
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             "validation.passed=false",
             file=sys.stderr,
         )
-        return 1
+        return int(ExitCode.FLAGGED)
     print(f"bundle: {opts.output} ({size_mb:.1f} MB, {stats['total_s']:.0f} s)")
     return 0
 

@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from export.cli import run_main
+
 PROMPTS = Path("../shared/data/extra/guardreasoner_train_prompts.jsonl")
 LINES = Path("models/nano/validation.lines")
 FRACTION = 0.2
@@ -138,13 +140,20 @@ def write_jsonl(rows: list[Labelled], path: Path) -> None:
             handle.write(json.dumps(item, ensure_ascii=False) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export.data.splits", description=__doc__)
     parser.add_argument("action", choices=("write", "check", "export"))
     parser.add_argument("--prompts", type=Path, default=PROMPTS)
     parser.add_argument("--lines", type=Path, default=LINES)
     parser.add_argument("--output", type=Path, help="export: the validation JSONL to write")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     rows = read_prompts(args.prompts)
     if args.action == "write":
         chosen = choose_validation(rows)

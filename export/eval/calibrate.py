@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from export.cli import run_main
 from guardcli.eval.metrics import roc_auc
 
 
@@ -77,7 +78,7 @@ def score_validation(model: Path, threads: int | None) -> tuple[list[float], lis
     return positives, negatives
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export.eval.calibrate", description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="the bundle to calibrate")
     parser.add_argument("--max-fpr", type=float, default=0.1)
@@ -85,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--also", type=Path, nargs="*", default=[], help="other guardcli.json files to update"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     positives, negatives = score_validation(args.model, args.threads)
     cut = pick(positives, negatives, args.max_fpr)
     calibration = {

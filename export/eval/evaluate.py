@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from export.cli import run_main
 from guardcli.backends.genai import DEVICES
-from guardcli.errors import GuardError
 
 
 def evaluate(
@@ -150,20 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        rows = evaluate(
-            args.model,
-            args.bench,
-            limit=args.limit,
-            seed=args.seed,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    rows = evaluate(
+        args.model,
+        args.bench,
+        limit=args.limit,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
     table = markdown(rows)
     print(table)
     if args.output is not None:

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from export.cli import run_main
 from export.eval.calibrate import at
 from export.train.sft_data import (
     Data,
@@ -347,9 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = "interrupted: the last saved state is kept; rerun with --resume to continue"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    train(Options(**args))
+    return run_main(build_parser(), _run, argv, interrupted=INTERRUPTED)
+
+
+def _run(args: argparse.Namespace) -> int:
+    train(Options(**vars(args)))
     return 0
 
 

@@ -57,22 +57,25 @@ temperature 0.7, top-p 0.95. Configuration: defaults < --preset < --config YAML 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from export import TrainError, positive_int
+from export.cli import run_main
 from export.train.base import open_base
 from export.train.checkpoints import check_output, finish_checkpoints, save_checkpoint
+from export.train.hsdpo_config import MODEL, PAIRS, PRESETS, SAMPLES, HSDPOConfig
+from export.train.hsdpo_sample import (
+    sample,
+)
 from export.train.layout import CHECKPOINTS, TRAIN_LOG
-from export.train.mining import SampleRow, input_id, mine_pairs, read_pairs, read_samples
+from export.train.mining import mine_pairs, read_pairs, read_samples
 from export.train.options import (
-    TrainingOptions,
     add_common_training_options,
     config_from_sources,
     flags_of,
@@ -80,205 +83,7 @@ from export.train.options import (
 from export.train.runlog import RunLog, say
 from export.train.setup import pick_device
 from export.train.weighted_dpo import build_trainer, encode_pairs
-from guardcli.core.prompt import build_input
-from guardcli.errors import GuardError, UsageError
-from guardcli.eval.labelled import LabelledSample, implied
-
-SAMPLES = "samples.jsonl"
-PAIRS = "pairs.jsonl"
-MODEL = "model"
-STEPS = ("sample", "mine", "train")
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "guardreasoner-1b": {
-        "lr": 5e-6,
-        "epochs": 2.0,
-        "beta": 0.01,
-        "sft_weight": 2.0,
-        "batch_size": 4,
-        "grad_accum": 64,  # 4 x 64 = 256, the paper's effective batch
-        "cutoff": 2048,
-        "scheduler": "cosine",
-        "warmup_ratio": 0.0,
-        "max_grad_norm": 1.0,
-        "bf16": "auto",
-        "k": 4,
-        "temperature": 0.7,
-        "top_p": 0.95,
-    },
-}
-
-
-@dataclass
-class HSDPOConfig(TrainingOptions):
-    output: Path = Path()
-    model: str = ""  # the R-SFT checkpoint: sampled from, trained, and the DPO reference
-    data: list[Path] = field(default_factory=list)
-    samples: Path | None = None  # default DIR/samples.jsonl
-    pairs: Path | None = None  # default DIR/pairs.jsonl
-    # sample
-    sample_model: str = ""  # what samples the R-SFT policy (default: model); e.g. its bundle
-    extra_models: list[str] = field(default_factory=list)
-    extra_traces: list[Path] = field(default_factory=list)
-    k: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_new_tokens: int = 1024
-    sample_batch_size: int = 8
-    chunk: int = 256
-    limit: int | None = None
-    # mine
-    pairs_per_input: int = 1
-    gamma: float = 1.0
-    # train
-    lr: float = 5e-6
-    epochs: float = 2.0
-    batch_size: int = 2
-    beta: float = 0.01
-    sft_weight: float = 2.0
-
-    @property
-    def samples_path(self) -> Path:
-        return self.samples or Path(self.output) / SAMPLES
-
-    @property
-    def pairs_path(self) -> Path:
-        return self.pairs or Path(self.output) / PAIRS
-
-    @property
-    def model_dir(self) -> Path:
-        return Path(self.output) / MODEL
-
-
-# ------------------------------------------------------------------------------ 1. sample
-
-
-def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
-    """Training inputs with gold labels (read by guardcli.eval.labelled), deduplicated by text."""
-    from guardcli.core.records import Skip
-    from guardcli.eval.labelled import load_labelled
-
-    rows: dict[str, SampleRow] = {}
-    skipped = 0
-    for path in paths:
-        for found in load_labelled(path):
-            if isinstance(found, Skip):
-                skipped += 1
-                say(f"skipped {found.source}: {found.reason}")
-                continue
-            row = _row_of(found)
-            rows.setdefault(row.input_id, row)
-    if skipped:
-        say(f"{skipped} record(s) without usable gold labels skipped")
-    return list(rows.values())
-
-
-def _row_of(item: LabelledSample) -> SampleRow:
-    item = implied(item)
-    text = build_input(item.sample.prompt, item.sample.response)
-    return SampleRow(input_id(text), text, item.gold)
-
-
-def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
-    """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict}."""
-    from guardcli.core.records import Skip
-    from guardcli.eval.labelled import load_predictions
-
-    found: dict[str, tuple[SampleRow, list[dict[str, str]]]] = {}
-    for path in paths:
-        for item in load_predictions(path):
-            if isinstance(item, Skip):
-                say(f"skipped {item.source}: {item.reason}")
-                continue
-            row = _row_of(item.item)
-            found.setdefault(row.input_id, (row, []))[1].append(
-                {"source": f"trace:{Path(path).name}", "text": item.output}
-            )
-    return found
-
-
-def sample(cfg: HSDPOConfig) -> Path:
-    """Step 1: write samples.jsonl (continuing a partial file); skipped when complete."""
-    path = cfg.samples_path
-    if not cfg.data:
-        raise UsageError("sample needs --data (the R-SFT training files)")
-    from guardcli.eval.judge import pick
-
-    rows = labelled_inputs(cfg.data)
-    traces = extra_traces(cfg.extra_traces)
-    known = {r.input_id for r in rows}
-    rows += [row for key, (row, _) in traces.items() if key not in known]  # labelled by the file
-    # --limit: a seeded random subset (in file order) of every input, the traces' own too;
-    # training files are grouped by benchmark, so the first N would all come from one source.
-    rows = pick(rows, cfg.limit, cfg.seed)
-    done = _finished_ids(path)
-    todo = [r for r in rows if r.input_id not in done]
-    if not todo:
-        say(f"sample: {path} is complete ({len(done)} inputs), skipped")
-        return path
-    if not cfg.model and cfg.k > 0:
-        raise UsageError("sample needs --model (the R-SFT checkpoint) or --k 0")
-    models = [cfg.sample_model or cfg.model, *cfg.extra_models] if cfg.k > 0 else []
-    say(f"sample: {len(todo)} inputs x {cfg.k} outputs from {len(models)} model(s)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        for start in range(0, len(todo), cfg.chunk):
-            chunk = todo[start : start + cfg.chunk]
-            _sample_chunk(chunk, models, cfg)
-            for row in chunk:
-                row.outputs.extend(traces.get(row.input_id, (row, []))[1])
-                out.write(row.to_json() + "\n")
-            out.flush()
-            say(f"sample: {len(done) + start + len(chunk)}/{len(done) + len(todo)} inputs")
-    return path
-
-
-def _sample_chunk(chunk: list[SampleRow], models: Sequence[str], cfg: HSDPOConfig) -> None:
-    if not models:
-        return
-    from export.sampling.generate import SamplingConfig, sample_outputs
-
-    sampling = SamplingConfig(
-        k=cfg.k,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        seed=chunk_seed(cfg.seed, chunk[0].input_id),
-        batch_size=cfg.sample_batch_size,
-    )
-    for model in models:
-        outputs = sample_outputs(model, [r.prompt for r in chunk], sampling, device=cfg.device)
-        for row, texts in zip(chunk, outputs, strict=True):
-            row.outputs.extend({"source": f"model:{model}", "text": t} for t in texts)
-
-
-def chunk_seed(seed: int, first_input_id: str) -> int:
-    """A sampling seed per chunk: chunks never replay one random stream, and a chunk sampled
-    again (after a kill) draws the same outputs as long as it starts at the same input."""
-    digest = hashlib.sha256(f"{seed}:{first_input_id}".encode()).hexdigest()
-    return int(digest[:7], 16)
-
-
-def _finished_ids(path: Path) -> set[str]:
-    """Ids already in samples.jsonl; a last line cut off by a kill is dropped from the file."""
-    if not path.is_file():
-        return set()
-    ids: set[str] = set()
-    good = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n"):
-                break  # the write of this line never finished
-            try:
-                ids.add(json.loads(line)["input_id"])
-            except (ValueError, KeyError, TypeError):
-                break
-            good += len(line)
-    if good < path.stat().st_size:
-        with path.open("r+b") as handle:
-            handle.truncate(good)
-    return ids
-
+from guardcli.errors import UsageError
 
 # ------------------------------------------------------------------------------ 2. mine
 
@@ -530,25 +335,23 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_sources(HSDPOConfig, flags_of(args), PRESETS)
-        if cfg.output == Path():
-            raise UsageError(
-                "--output DIR is required", hint="see python -m export.train.hsdpo --help"
-            )
-        step = {"sample": sample, "mine": mine, "train": train, "all": run_all}[args.command]
-        step(cfg)
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print(
+    return run_main(
+        build_parser(),
+        _run,
+        argv,
+        interrupted=(
             f"interrupted: rerun the same command to continue ({CHECKPOINTS}/ and partial "
-            f"{SAMPLES} are kept; train needs --resume)",
-            file=sys.stderr,
-        )
-        return 130
+            f"{SAMPLES} are kept; train needs --resume)"
+        ),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_sources(HSDPOConfig, flags_of(args), PRESETS)
+    if cfg.output == Path():
+        raise UsageError("--output DIR is required", hint="see python -m export.train.hsdpo --help")
+    step = {"sample": sample, "mine": mine, "train": train, "all": run_all}[args.command]
+    step(cfg)
     return 0
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from export import TrainError
+from export.cli import run_main
 from export.train.base import Base, load_model, load_processing_class, open_base
 from export.train.checkpoints import check_output, finish_checkpoints, save_checkpoint
 from export.train.options import (
@@ -50,7 +51,7 @@ from export.train.options import (
 from export.train.rows import TrainRow, read_train_rows
 from export.train.runlog import RunLog, say
 from export.train.setup import lora_config, pick_device, seed_everything, trainer_arguments
-from guardcli.errors import GuardError, UsageError
+from guardcli.errors import UsageError
 
 IGNORE = -100  # label of a position that takes no loss (the prompt)
 
@@ -165,6 +166,10 @@ def _trainer(
     )
 
 
+def _resuming(checkpoint: Path | None) -> str:
+    return f", resuming from {checkpoint.name}" if checkpoint else ""
+
+
 def _report_rows(read: int, encoded: EncodedRows, cutoff: int) -> None:
     if encoded.dropped:
         say(f"dropped {encoded.dropped} of {read} rows longer than --cutoff {cutoff} tokens")
@@ -172,10 +177,6 @@ def _report_rows(read: int, encoded: EncodedRows, cutoff: int) -> None:
         raise TrainError(
             f"every row is longer than --cutoff {cutoff} tokens", hint="raise --cutoff"
         )
-
-
-def _resuming(checkpoint: Path | None) -> str:
-    return f", resuming from {checkpoint.name}" if checkpoint else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,16 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_sources(RSFTConfig, flags_of(args), PRESETS)
-        train(cfg)
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: checkpoints kept; rerun with --resume to continue", file=sys.stderr)
-        return 130
+    return run_main(
+        build_parser(),
+        _run,
+        argv,
+        interrupted="interrupted: checkpoints kept; rerun with --resume to continue",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_sources(RSFTConfig, flags_of(args), PRESETS)
+    train(cfg)
     return 0
 
 

@@ -17,7 +17,7 @@ from export.train.mining import Pair
 from export.train.setup import lora_config, seed_everything, trainer_arguments
 
 if TYPE_CHECKING:
-    from export.train.hsdpo import HSDPOConfig
+    from export.train.hsdpo_config import HSDPOConfig
 
 
 def _weighted_trainer_class() -> type:
