@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -67,8 +66,8 @@ from typing import Any
 
 from export import TrainError, positive_int
 from export.cli import run_main
-from export.train.base import open_base
-from export.train.checkpoints import check_output, finish_checkpoints, save_checkpoint
+from export.train.base import Base
+from export.train.fit import Job, fit
 from export.train.hsdpo_config import MODEL, PAIRS, PRESETS, SAMPLES, HSDPOConfig
 from export.train.hsdpo_sample import (
     sample,
@@ -80,9 +79,8 @@ from export.train.options import (
     config_from_sources,
     flags_of,
 )
-from export.train.runlog import RunLog, say
-from export.train.setup import pick_device
-from export.train.weighted_dpo import build_trainer, encode_pairs
+from export.train.runlog import say
+from export.train.weighted_dpo import EncodedPairs, build_trainer, encode_pairs
 from guardcli.errors import UsageError
 
 # ------------------------------------------------------------------------------ 2. mine
@@ -129,36 +127,29 @@ def train(cfg: HSDPOConfig, *, callbacks: Sequence[Any] = ()) -> Path:
         return output
     if not cfg.model:
         raise UsageError("train needs --model (the R-SFT checkpoint)")
-    resume_from = check_output(output, resume=cfg.resume)
     pairs = read_pairs(cfg.pairs_path)
-    with tempfile.TemporaryDirectory(prefix="guardcli-hsdpo-") as tmp:
-        base = open_base(cfg.model, Path(tmp))
-        device = pick_device(cfg.device)
-        log = RunLog("hsdpo", base, cfg, device)
-        encoded = encode_pairs(base, pairs, cfg.cutoff)
-        if encoded.dropped:
-            say(
-                f"dropped {encoded.dropped} of {len(pairs)} pairs longer than --cutoff {cfg.cutoff}"
-            )
-        if not encoded.rows:
-            raise TrainError(
-                f"every pair is longer than --cutoff {cfg.cutoff}", hint="raise --cutoff"
-            )
-        trainer = build_trainer(cfg, base, encoded.rows, output, device, callbacks)
-        say(f"HS-DPO: {len(encoded.rows)} pairs on {device}")
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        save_checkpoint(trainer.model, base, output, cfg.save_dtype)
-        log.extra.update(
-            pairs_read=len(pairs),
-            pairs_used=len(encoded.rows),
-            pairs_dropped_over_cutoff=encoded.dropped,
-            weight_rescale=encoded.scale,
-            pairs_file=str(cfg.pairs_path),
-            reference=str(base.checkpoint),
-        )
-        written = log.write(output, trainer, resume_from)
-    finish_checkpoints(output, cfg.keep_checkpoints)
-    say(f"HS-DPO: {output} (final loss {written['final_loss']}, {written['wall_s']:.0f} s)")
+
+    def record(base: Base, read: int, encoded: EncodedPairs) -> dict[str, Any]:
+        return {
+            "pairs_read": read,
+            "pairs_used": len(encoded.rows),
+            "pairs_dropped_over_cutoff": encoded.dropped,
+            "weight_rescale": encoded.scale,
+            "pairs_file": str(cfg.pairs_path),
+            "reference": str(base.checkpoint),
+        }
+
+    job = Job(
+        name="hsdpo",
+        title="HS-DPO",
+        rows="pairs",
+        encode=lambda base: (len(pairs), encode_pairs(base, pairs, cfg.cutoff)),
+        trainer=lambda base, encoded, device: build_trainer(
+            cfg, base, encoded.rows, output, device, callbacks
+        ),
+        record=record,
+    )
+    fit(job, cfg.model, output, cfg)
     return output
 
 

@@ -32,16 +32,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export import TrainError
 from export.cli import run_main
-from export.train.base import Base, load_model, load_processing_class, open_base
-from export.train.checkpoints import check_output, finish_checkpoints, save_checkpoint
+from export.train.base import Base, load_model, load_processing_class
+from export.train.fit import Job, fit
 from export.train.options import (
     TrainingOptions,
     add_common_training_options,
@@ -49,8 +47,7 @@ from export.train.options import (
     flags_of,
 )
 from export.train.rows import TrainRow, read_train_rows
-from export.train.runlog import RunLog, say
-from export.train.setup import lora_config, pick_device, seed_everything, trainer_arguments
+from export.train.setup import lora_config, seed_everything, trainer_arguments
 from guardcli.errors import UsageError
 
 IGNORE = -100  # label of a position that takes no loss (the prompt)
@@ -113,30 +110,32 @@ def train(cfg: RSFTConfig, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
             "R-SFT needs --model, --data and --output",
             hint="see python -m export.train.rsft --help",
         )
-    output = Path(cfg.output)
-    resume_from = check_output(output, resume=cfg.resume)
-    with tempfile.TemporaryDirectory(prefix="guardcli-rsft-") as tmp:
-        base = open_base(cfg.model, Path(tmp))
-        device = pick_device(cfg.device)
-        log = RunLog("rsft", base, cfg, device)
+
+    def encode(base: Base) -> tuple[int, EncodedRows]:
         rows = read_train_rows(cfg.data)
-        encoded = encode_rows(base, rows, cfg.cutoff)
-        _report_rows(len(rows), encoded, cfg.cutoff)
-        trainer = _trainer(cfg, base, encoded, output, device, callbacks)
-        say(f"R-SFT: {len(encoded.rows)} rows on {device}" + _resuming(resume_from))
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        save_checkpoint(trainer.model, base, output, cfg.save_dtype)
-        log.extra.update(
-            rows_read=len(rows),
-            rows_used=len(encoded.rows),
-            rows_dropped_over_cutoff=encoded.dropped,
-            longest_row_tokens=encoded.longest,
-            data=[str(p) for p in cfg.data],
-        )
-        written = log.write(output, trainer, resume_from)
-    finish_checkpoints(output, cfg.keep_checkpoints)
-    say(f"R-SFT: {output} (final loss {written['final_loss']}, {written['wall_s']:.0f} s)")
-    return written
+        return len(rows), encode_rows(base, rows, cfg.cutoff)
+
+    def record(_base: Base, read: int, encoded: EncodedRows) -> dict[str, Any]:
+        return {
+            "rows_read": read,
+            "rows_used": len(encoded.rows),
+            "rows_dropped_over_cutoff": encoded.dropped,
+            "longest_row_tokens": encoded.longest,
+            "data": [str(p) for p in cfg.data],
+        }
+
+    output = Path(cfg.output)
+    job = Job(
+        name="rsft",
+        title="R-SFT",
+        rows="rows",
+        encode=encode,
+        trainer=lambda base, encoded, device: _trainer(
+            cfg, base, encoded, output, device, callbacks
+        ),
+        record=record,
+    )
+    return fit(job, cfg.model, output, cfg)
 
 
 def _trainer(
@@ -164,19 +163,6 @@ def _trainer(
         peft_config=lora_config(cfg),
         callbacks=list(callbacks),
     )
-
-
-def _resuming(checkpoint: Path | None) -> str:
-    return f", resuming from {checkpoint.name}" if checkpoint else ""
-
-
-def _report_rows(read: int, encoded: EncodedRows, cutoff: int) -> None:
-    if encoded.dropped:
-        say(f"dropped {encoded.dropped} of {read} rows longer than --cutoff {cutoff} tokens")
-    if not encoded.rows:
-        raise TrainError(
-            f"every row is longer than --cutoff {cutoff} tokens", hint="raise --cutoff"
-        )
 
 
 def build_parser() -> argparse.ArgumentParser:
