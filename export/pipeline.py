@@ -91,7 +91,7 @@ class Stage:
     done: Callable[[], bool]
 
 
-def _parser(module: str, sub: str | None = None) -> argparse.ArgumentParser:
+def stage_parser(module: str, sub: str | None = None) -> argparse.ArgumentParser:
     import importlib
 
     parser = importlib.import_module(module).build_parser()
@@ -132,7 +132,7 @@ def plan(recipe: Recipe) -> list[Stage]:
     rsft, hsdpo = work / "rsft", work / "hsdpo"
     bundles = work / "bundles"
     convert = _own("convert", recipe.section("convert"), ("model", "output", "force"))
-    convert_argv = to_argv(_parser(CONVERT), convert, "convert")
+    convert_argv = to_argv(stage_parser(CONVERT), convert, "convert")
 
     def bundle(name: str, model: Path | str) -> Stage:
         out = bundles / name
@@ -144,7 +144,7 @@ def plan(recipe: Recipe) -> list[Stage]:
         joined = ("output", "teacher") if teacher else ("output",)
         options = _own(name, recipe.section(name), joined)
         argv = ["--output", str(out), *(["--teacher", teacher] if teacher else [])]
-        argv += to_argv(_parser(DISTILL), options, name)
+        argv += to_argv(stage_parser(DISTILL), options, name)
         done = out.with_name(out.name + ".summary.json")
         return Stage(name, DISTILL, argv, out.parent, done.is_file)
 
@@ -155,7 +155,7 @@ def plan(recipe: Recipe) -> list[Stage]:
             raise UsageError(f"recipe: {name}.trainer {trainer!r}", hint="use trl or fast")
         module, data_flag = TRAINERS[trainer]
         argv = ["--model", str(model), data_flag, *map(str, data), "--output", str(out)]
-        argv += to_argv(_parser(module), options, name)
+        argv += to_argv(stage_parser(module), options, name)
         return Stage(name, module, argv, out, (out / TRAIN_LOG).is_file)
 
     hsdpo_opts = recipe.section("hsdpo")
@@ -186,7 +186,7 @@ def plan(recipe: Recipe) -> list[Stage]:
         stages.append(bundle("base", base))
     if models and evaluate_opts.get("bench"):
         argv = [*eval_argv, "--output", str(eval_out)]
-        argv += to_argv(_parser(EVALUATE), evaluate_opts, "evaluate")
+        argv += to_argv(stage_parser(EVALUATE), evaluate_opts, "evaluate")
         stages.append(Stage("evaluate", EVALUATE, argv, eval_out, eval_out.is_file))
     return stages
 
@@ -199,12 +199,12 @@ def _hsdpo(
     bundle: Callable[[str, Path], Stage],
 ) -> list[Stage]:
     argv = ["all", "--model", str(model), "--sample-model", str(sample_bundle)]
-    argv += ["--output", str(out), *to_argv(_parser(HSDPO, "all"), options, "hsdpo")]
+    argv += ["--output", str(out), *to_argv(stage_parser(HSDPO, "all"), options, "hsdpo")]
     done = lambda: (out / "model" / TRAIN_LOG).is_file()  # noqa: E731
     return [Stage("hsdpo", HSDPO, argv, out, done), bundle("hsdpo", out / "model")]
 
 
-def _resume_flag(stage: Stage) -> list[str]:
+def resume_flag(stage: Stage) -> list[str]:
     """An R-SFT run killed after a checkpoint continues from it instead of refusing."""
     trl, fast = TRAINERS["trl"][0], TRAINERS["fast"][0]
     if stage.module == trl and any((stage.output / "checkpoints").glob("checkpoint-*")):
@@ -250,7 +250,7 @@ def run(
             say(f"{head}: done already ({stage.output}), skipped")
             records.append({"stage": stage.name, "status": "skipped"})
             continue
-        command += _resume_flag(stage)
+        command += resume_flag(stage)
         say(f"{head}: {' '.join(command[1:])}")
         if dry_run:
             continue

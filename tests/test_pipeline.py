@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from export.pipeline import _parser, _resume_flag, main, plan, run
+from export.pipeline import main, plan, resume_flag, run, stage_parser
 from export.recipe import load_recipe, to_argv
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
@@ -30,7 +30,7 @@ def _recipe(tmp_path: Path, **data) -> Path:
 
 
 def test_options_become_flags_checked_against_the_stage_parser():
-    distill = _parser("export.distill.command")
+    distill = stage_parser("export.distill.command")
     argv = to_argv(
         distill,
         {"input": ["a.json", "b.json"], "teacher": ["traces:x", "traces:y"], "k": 2},
@@ -40,7 +40,7 @@ def test_options_become_flags_checked_against_the_stage_parser():
                     "traces:y", "--k", "2"]  # fmt: skip
     parsed = distill.parse_args([*argv, "--output", "o.jsonl"])
     assert parsed.inputs == ["a.json", "b.json"] and parsed.teachers == ["traces:x", "traces:y"]
-    rsft = _parser("export.train.rsft")
+    rsft = stage_parser("export.train.rsft")
     assert to_argv(rsft, {"lora": True, "max_steps": 3, "bf16": "no"}, "rsft") == [
         "--lora", "--max-steps", "3", "--bf16", "no"]  # fmt: skip
     assert to_argv(rsft, {"lora": False}, "rsft") == []
@@ -255,10 +255,10 @@ def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
     assert rsft.module == "export.train.fast_sft"
     assert rsft.argv[:4] == ["--model", "b", "--traces", train]
     assert rsft.argv[-4:] == ["--epochs", "2", "--lora-layers", "8"]
-    assert _resume_flag(rsft) == []
+    assert resume_flag(rsft) == []
     (rsft.output / "state").mkdir(parents=True)
     (rsft.output / "state" / "progress.json").write_text("{}")
-    assert _resume_flag(rsft) == ["--resume"]
+    assert resume_flag(rsft) == ["--resume"]
 
 
 def test_an_unknown_trainer_is_refused(tmp_path):
