@@ -49,13 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from export.cli import run_main
-from export.recipe import (
-    EVAL_MODELS,
-    Recipe,
-    load_recipe,
-    resolve_base,
-    to_argv,
-)
+from export.recipe import EVAL_MODELS, Recipe, load_recipe, resolve_base, to_argv
 from export.train.layout import TRAIN_LOG
 from guardcli.bundles.manifest import MANIFEST
 from guardcli.errors import GuardError, UsageError

@@ -276,12 +276,16 @@ def build_fixture_bundle(out_dir: Path | str, *, steps: int = DEFAULT_STEPS, see
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m testkit.fixture OUT_DIR", file=sys.stderr)
-        return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m testkit.fixture",
+        description="Train the fixture guard model and convert it to a validated fp32 bundle.",
+    )
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="checkpoint/ and bundle/")
+    args = parser.parse_args(argv)
     started = time.perf_counter()
-    bundle = build_fixture_bundle(Path(args[0]))
+    bundle = build_fixture_bundle(args.out_dir)
     print(f"fixture bundle: {bundle} ({time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -13,12 +13,7 @@ from export.train.hsdpo import main, train
 from export.train.hsdpo_config import HSDPOConfig
 from export.train.hsdpo_sample import sample
 from export.train.layout import TRAIN_LOG
-from export.train.mining import (
-    Pair,
-    input_id,
-    mine_pairs,
-    read_samples,
-)
+from export.train.mining import Pair, input_id, mine_pairs, read_samples
 from export.train.weighted_dpo import build_trainer, encode_pair, encode_pairs
 from testkit.pairs import FIXTURE_PAIRS
 from tests.test_hsdpo import flip, write_traces

@@ -38,11 +38,7 @@ from export.convert.builder import (
     self_peak_rss_mb,
 )
 from export.convert.encoding import bos_token_id, decide_add_bos
-from export.convert.fixups import (
-    as_list,
-    fix_genai_config,
-    settle_tokenizer,
-)
+from export.convert.fixups import as_list, fix_genai_config, settle_tokenizer
 from export.convert.sources import resolve_source, with_tokenizer
 from guardcli.bundles.manifest import MANIFEST, Manifest, bundle_files, write_manifest
 from guardcli.core.prompt import TEMPLATE_ID

@@ -37,11 +37,7 @@ from pathlib import Path
 
 from export import positive_int
 from export.cli import run_main
-from export.distill.inputs import (
-    Inputs,
-    gather_inputs,
-    refused_benchmarks,
-)
+from export.distill.inputs import Inputs, gather_inputs, refused_benchmarks
 from export.distill.judging import (
     CHARS_PER_TOKEN,
     DEFAULT_MAX_TRACE_TOKENS,

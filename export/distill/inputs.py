@@ -13,12 +13,7 @@ from guardcli.core.prompt import build_input
 from guardcli.core.records import Skip
 from guardcli.errors import UsageError
 from guardcli.eval.benchmarks import HELD_OUT, benchmark_of
-from guardcli.eval.labelled import (
-    Gold,
-    LabelledSample,
-    implied,
-    load_labelled,
-)
+from guardcli.eval.labelled import Gold, LabelledSample, implied, load_labelled
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.distill.inputs import (
-    Inputs,
-)
+from export.distill.inputs import Inputs
 from export.distill.teachers import Candidate, Teacher
 from guardcli.core.parse import answers_region, parse
 from guardcli.core.prompt import INSTRUCTION, format_pair
 from guardcli.core.records import ParseStatus
 from guardcli.errors import InputError
-from guardcli.eval.labelled import (
-    Gold,
-    mismatches,
-)
+from guardcli.eval.labelled import Gold, mismatches
 
 DEFAULT_MAX_TRACE_TOKENS = 1024  # guardcli's default --max-new-tokens: longer never finishes
 # Without a tokenizer, tokens are estimated as ceil(chars / 4). The Llama 3 tokenizer measures

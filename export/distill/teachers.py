@@ -10,16 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.distill.inputs import (
-    Inputs,
-    refused_as,
-)
+from export.distill.inputs import Inputs, refused_as
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Skip
 from guardcli.errors import InputError, UsageError
-from guardcli.eval.labelled import (
-    load_predictions,
-)
+from guardcli.eval.labelled import load_predictions
 
 
 @dataclass(frozen=True)

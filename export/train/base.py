@@ -16,9 +16,7 @@ from typing import Any
 
 from export import TrainError
 from export.convert.encoding import checkpoint_codec, json_or_empty
-from export.train.options import (
-    SAVE_DTYPES,
-)
+from export.train.options import SAVE_DTYPES
 from guardcli.core.tokenizer import TextCodec
 
 

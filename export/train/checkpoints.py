@@ -13,9 +13,7 @@ from typing import Any
 from export import TrainError
 from export.convert.encoding import checkpoint_codec, pin_add_bos
 from export.convert.sources import TOKENIZER_FILES as SOURCE_TOKENIZER_FILES
-from export.train.base import (
-    Base,
-)
+from export.train.base import Base
 from export.train.layout import ADAPTER, CHECKPOINTS, TRAIN_LOG
 
 # What save_checkpoint copies from the base: export.convert.sources' tokenizer files but the slow

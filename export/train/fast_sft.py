@@ -37,11 +37,7 @@ from typing import Any
 
 from export.cli import run_main
 from export.eval.calibrate import at
-from export.train.sft_data import (
-    Data,
-    Sequence_,
-    build_data,
-)
+from export.train.sft_data import Data, Sequence_, build_data
 from export.train.sft_model import LoraLM
 from guardcli.eval.metrics import roc_auc
 

@@ -69,16 +69,10 @@ from export.cli import run_main
 from export.train.base import Base
 from export.train.fit import Job, fit
 from export.train.hsdpo_config import MODEL, PAIRS, PRESETS, SAMPLES, HSDPOConfig
-from export.train.hsdpo_sample import (
-    sample,
-)
+from export.train.hsdpo_sample import sample
 from export.train.layout import CHECKPOINTS, TRAIN_LOG
 from export.train.mining import mine_pairs, read_pairs, read_samples
-from export.train.options import (
-    add_common_training_options,
-    config_from_sources,
-    flags_of,
-)
+from export.train.options import add_common_training_options, config_from_sources, flags_of
 from export.train.runlog import say
 from export.train.weighted_dpo import EncodedPairs, build_trainer, encode_pairs
 from guardcli.errors import UsageError

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.train.options import (
-    TrainingOptions,
-)
+from export.train.options import TrainingOptions
 
 SAMPLES = "samples.jsonl"
 PAIRS = "pairs.jsonl"

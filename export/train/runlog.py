@@ -10,13 +10,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from export.train.base import (
-    Base,
-)
+from export.train.base import Base
 from export.train.layout import TRAIN_LOG
-from export.train.options import (
-    TrainingOptions,
-)
+from export.train.options import TrainingOptions
 
 
 @dataclass

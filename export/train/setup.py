@@ -9,10 +9,7 @@ from typing import Any
 
 from export import TrainError
 from export.train.layout import CHECKPOINTS
-from export.train.options import (
-    LORA_ALL,
-    TrainingOptions,
-)
+from export.train.options import LORA_ALL, TrainingOptions
 
 
 def pick_device(choice: str) -> str:
