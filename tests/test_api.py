@@ -11,9 +11,9 @@ import sys
 import pytest
 
 import guardcli
-from export.fixture import FIXTURE_PAIRS
 from guardcli.api import GuardModel, samples_from
 from guardcli.core.records import Label, Sample
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, PAIRS, invoke, jsonl_records, labels, pair_record, write_jsonl
 
 FIXTURE = {"device": "cpu", "max_new_tokens": 256}  # the fixture model's 1024-token context

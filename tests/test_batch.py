@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.errors import ModelError
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, invoke, jsonl_records, pair_record, summary_of, write_jsonl
 
 NOISY = ("latency_ms",)  # the only field that differs between two runs of the same model

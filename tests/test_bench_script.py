@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
+from testkit.pairs import FIXTURE_PAIRS
 
 ROOT = Path(__file__).resolve().parents[1]
 

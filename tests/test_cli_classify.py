@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import (
     GEN,
     PAIRS,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.io.outputs import FIELDS
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import (
     GEN,
     PAIRS,

@@ -1,4 +1,4 @@
-"""``guardcli scan`` end to end over the fixture bundle (export/fixture.py): dry runs, folders,
+"""``guardcli scan`` end to end over the fixture bundle (testkit/fixture.py): dry runs, folders,
 stdin, exit codes and usage errors (tests/cli_support.py has the helpers)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.prompt import build_input, split_input
 from guardcli.io.outputs import FIELDS
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import (
     GEN,
     PAIRS,

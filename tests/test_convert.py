@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from export import ConvertError
-from export.convert import build_parser, fix_genai_config, main
-from export.encoding import decide_add_bos
-from export.sources import Source
-from export.validate import EXAMPLES, builtin_texts, compare, file_texts
+from export.convert.command import build_parser, main
+from export.convert.encoding import decide_add_bos
+from export.convert.fixups import fix_genai_config
+from export.convert.sources import Source
+from export.convert.validate import EXAMPLES, builtin_texts, compare, file_texts
 from guardcli.bundles.manifest import read_manifest, sha256_file, verify
 from guardcli.core.prompt import TEMPLATE_ID, build_input, format_pair
+from guardcli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def _convert(model: Path, out: Path, *extra: str) -> int:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from export.tiny import make_tiny_llama
+    from testkit.tiny import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "ckpt")
 
@@ -63,7 +64,7 @@ def fp32_bundle(tiny, tmp_path_factory) -> Path:
 def _tiny_ids(checkpoint: Path) -> tuple[int, int, int]:
     from tokenizers import Tokenizer
 
-    from export.tiny import BOS, EOS, EOT
+    from testkit.tiny import BOS, EOS, EOT
 
     tok = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
     return tok.token_to_id(BOS), tok.token_to_id(EOS), tok.token_to_id(EOT)
@@ -92,7 +93,7 @@ def test_unreachable_hub_is_one_clear_line(tmp_path):
         str(out),
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
     )
-    assert result.returncode == 1
+    assert result.returncode == 3  # no model to convert: ExitCode.MODEL
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "cannot download yueliu1999/GuardReasoner-1B" in lines[0]
@@ -114,23 +115,23 @@ def test_refuses_a_non_empty_output_without_force(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    assert _convert(ckpt, out) == 1
+    assert _convert(ckpt, out) == 2  # usage: the output is not free
     assert "is not empty - pass --force" in capsys.readouterr().err
     # --force deletes only what looks like a bundle or a failed conversion
-    assert _convert(ckpt, out, "--force") == 1
+    assert _convert(ckpt, out, "--force") == 2
     assert "does not look like a bundle" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_refuses_to_write_into_the_source_and_bad_combinations(tmp_path, capsys):
     ckpt = _fake_checkpoint(tmp_path / "ckpt")
-    assert _convert(ckpt, ckpt) == 1
+    assert _convert(ckpt, ckpt) == 2
     assert "would overwrite the source checkpoint" in capsys.readouterr().err
-    assert _convert(ckpt, tmp_path / "o", "--precision", "fp16") == 1
+    assert _convert(ckpt, tmp_path / "o", "--precision", "fp16") == 2
     assert "fp16 is CUDA-only" in capsys.readouterr().err
-    assert _convert(ckpt, tmp_path / "o", "--int4-block-size", "64") == 1
+    assert _convert(ckpt, tmp_path / "o", "--int4-block-size", "64") == 2
     assert "need --precision int4 or int8" in capsys.readouterr().err
-    assert _convert(tmp_path / "missing", tmp_path / "o") == 1
+    assert _convert(tmp_path / "missing", tmp_path / "o") == 3  # no model: ExitCode.MODEL
     assert "no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -156,7 +157,7 @@ def test_fix_genai_config_merges_eos_and_drops_threads(tmp_path):
 
 
 def test_add_bos_decision(tmp_path):
-    from export.tiny import make_tiny_tokenizer
+    from testkit.tiny import make_tiny_tokenizer
 
     adds = tmp_path / "adds"
     make_tiny_tokenizer(adds, tokenizer_adds_bos=True)
@@ -213,7 +214,7 @@ def test_validation_inputs(tmp_path):
     teacher.write_text(json.dumps({"prompt": build_input("p", "r"), "label": "x"}) + "\n")
     assert file_texts(teacher, 1) == [build_input("p", "r")]
     (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(ConvertError):
+    with pytest.raises(UsageError, match="no GuardReasoner items"):  # a bad option: exit 2
         file_texts(tmp_path / "bad.json", 2)
 
 
@@ -308,7 +309,7 @@ def test_quantized_bundle(tiny, tmp_path, precision, bits):
 
 @pytest.mark.slow
 def test_fp32_mismatch_fails_but_keeps_an_honest_manifest(tiny, tmp_path, monkeypatch, capsys):
-    import export.validate as validate
+    import export.convert.validate as validate
 
     real = validate.bundle_greedy
 
@@ -333,7 +334,7 @@ def test_fp32_mismatch_fails_but_keeps_an_honest_manifest(tiny, tmp_path, monkey
 def test_tokenizer_override_and_no_bos(tiny, tmp_path):
     from tokenizers import Tokenizer
 
-    from export.tiny import make_tiny_tokenizer
+    from testkit.tiny import make_tiny_tokenizer
 
     override = tmp_path / "tok"
     make_tiny_tokenizer(override, tokenizer_adds_bos=False)
@@ -356,7 +357,7 @@ def test_tokenizer_override_and_no_bos(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_gguf_source(tiny, tmp_path):
-    from export.tiny import make_tiny_gguf
+    from testkit.tiny import make_tiny_gguf
 
     gguf_path = make_tiny_gguf(tiny, tmp_path / "tiny-f32.gguf")
     out = tmp_path / "from-gguf"

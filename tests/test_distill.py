@@ -12,26 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from export.distill import (
+from export.distill.command import Options, build_parser, distill, main
+from export.distill.inputs import gather_inputs
+from export.distill.judging import (
     DUPLICATE,
     INCOMPLETE,
     NO_ANSWERS,
     TOO_LONG,
-    Candidate,
-    Options,
     Summary,
     TokenCounter,
-    build_parser,
-    distill,
-    gather_inputs,
     judge,
-    main,
     reject_reason,
     summary_path,
     token_counter,
     wrong,
 )
-from export.generate import SamplingConfig
+from export.distill.teachers import Candidate
+from export.sampling.generate import SamplingConfig
 from guardcli.core.parse import parse
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair, split_input
 from guardcli.core.records import Label
@@ -344,7 +341,7 @@ def test_openai_teacher_end_to_end(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_model_teacher_fixture_bundle(tmp_path, fixture_bundle):
     """Sampling the fixture model cold reproduces its traces, which agree with its labels."""
-    from export.fixture import FIXTURE_PAIRS
+    from testkit.pairs import FIXTURE_PAIRS
 
     rows = [
         {"prompt": p.prompt, "response": p.response, "request": p.request.value,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.eval.predictions import PREDICTIONS_NAME
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, invoke, write_jsonl
 from tests.interrupt import interrupt_after_first_line
 

@@ -1,5 +1,5 @@
 """The one judging path (labelled_file -> judge_file -> score_benchmark, as ``guardcli eval``
-and export.evaluate run it) over the fixture bundle: real generations, scored against known
+and export.eval.evaluate run it) over the fixture bundle: real generations, scored against known
 gold."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
 from guardcli.core.tasks import Task
 from guardcli.eval.judge import judge_file, labelled_file, pick
 from guardcli.eval.metrics import predicted, score
 from guardcli.eval.scoring import Mode, score_benchmark
+from testkit.pairs import FIXTURE_PAIRS
 
 
 def _benchmark(path, pairs, gold_of):
@@ -31,7 +31,7 @@ def _benchmark(path, pairs, gold_of):
 
 
 def _judge(guard, path, seen=None, **read):
-    """The file read, and its honest score, the way export.evaluate gets them."""
+    """The file read, and its honest score, the way export.eval.evaluate gets them."""
     found = labelled_file(path, **read)
     on_result = None if seen is None else lambda item, result: seen.append(result)
     judged = judge_file(guard, found, on_result=on_result)

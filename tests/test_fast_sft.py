@@ -1,4 +1,4 @@
-"""export.fast_sft: the rows it trains on, and real (tiny) training runs.
+"""export.train.fast_sft: the rows it trains on, and real (tiny) training runs.
 
 Label-only rows must be byte for byte what ``--mode fast`` feeds, with loss on the label tokens
 only; a run stopped and resumed must end with the same adapter as one that never stopped; the
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from export import splits
-from export.fast_sft import Options, train
-from export.sft_data import LabelExample, build_data, label_sequence, trace_sequence
-from export.sft_model import LoraLM
-from export.train_common import open_base
+from export.data import splits
+from export.train.base import open_base
+from export.train.fast_sft import Options, train
+from export.train.sft_data import LabelExample, build_data, label_sequence, trace_sequence
+from export.train.sft_model import LoraLM
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
 from guardcli.core.triage import Triage

@@ -1,4 +1,4 @@
-"""End to end over a real ONNX bundle: the fixture model (export/fixture.py) writes known
+"""End to end over a real ONNX bundle: the fixture model (testkit/fixture.py) writes known
 GuardReasoner traces, so the runtime's labels, batching, streaming and stop rules are checked
 against exact expected text rather than "some text came out"."""
 
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.bundles.manifest import read_manifest, verify
 from guardcli.bundles.resolve import check_bundle
 from guardcli.core.parse import answers_complete
 from guardcli.core.records import Label, ParseStatus
+from testkit.pairs import FIXTURE_PAIRS
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.cli.summary import ScanSummary
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import invoke
 
 

@@ -1,4 +1,4 @@
-"""export.generate: sampling settings, the OpenAI-compatible teacher against a local fake server,
+"""export.sampling: sampling settings, the OpenAI-compatible teacher against a local fake server,
 and (slow) seeded sampling from the fixture bundle and the fixture checkpoint.
 
     GUARDCLI_TEST_CACHE=1 pytest tests/test_generate.py          # add -m 'not slow' to skip models
@@ -14,16 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from export.generate import (
-    SYNTHESIS_PROMPT,
-    GenerateError,
-    SamplingConfig,
-    chat_url,
-    model_kind,
-    sample_outputs,
-    synthesis_messages,
-    synthesize,
-)
+from export.sampling.endpoint import SYNTHESIS_PROMPT, chat_url, synthesis_messages, synthesize
+from export.sampling.generate import GenerateError, SamplingConfig, model_kind, sample_outputs
 from guardcli.core.prompt import format_pair
 from guardcli.core.records import Label, Sample
 from guardcli.errors import UsageError
@@ -247,7 +239,7 @@ def test_synthesize_unreachable_server():
 
 
 def _fixture_inputs():
-    from export.fixture import FIXTURE_PAIRS
+    from testkit.pairs import FIXTURE_PAIRS
 
     return FIXTURE_PAIRS[:3], [p.model_input() for p in FIXTURE_PAIRS[:3]]
 

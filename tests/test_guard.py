@@ -1,7 +1,7 @@
 """Guard without a model: input truncation on real tokenizers, the input budget, the Answers
 stop rule and streaming, over a fake backend (tests/fakes.py) so each test takes milliseconds.
 
-Truncation is checked on the tiny BPE tokenizer of export/tiny.py and, when ../shared is
+Truncation is checked on the tiny BPE tokenizer of testkit/tiny.py and, when ../shared is
 there, on the Llama 3 tokenizer GuardReasoner uses. The checks decode what was encoded and
 rebuild the template around it, so a cut template, a cut in the wrong field or ids that are
 not a real encoding of some text all fail.
@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from export.tiny import BOS, make_tiny_tokenizer
 from guardcli.core.engine import Engine
 from guardcli.core.guard import Guard, GuardOptions, encode_sample
 from guardcli.core.prompt import INSTRUCTION, NO_RESPONSE, build_input
 from guardcli.core.records import Label, Sample
 from guardcli.core.tokenizer import TextCodec
 from guardcli.errors import ExitCode, UsageError
+from testkit.tiny import BOS, make_tiny_tokenizer
 from tests.fakes import FakeBackend
 
 HEAD = INSTRUCTION + "\nHuman user:\n"

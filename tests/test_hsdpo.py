@@ -1,4 +1,4 @@
-"""export.hsdpo: sampling files, hard-sample mining and weights (the weighted DPO loss and
+"""export.train.hsdpo: sampling files, hard-sample mining and weights (the weighted DPO loss and
 training: tests/test_hsdpo_training.py).
 
 Synthetic outputs: the fixture traces (right) and variants with the Request answer flipped or
@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export.fixture import FIXTURE_PAIRS
-from export.hsdpo import PRESETS, HSDPOConfig, build_parser, mine, sample
-from export.mining import (
+from export.train.hsdpo import build_parser, mine
+from export.train.hsdpo_config import PRESETS, HSDPOConfig
+from export.train.hsdpo_sample import sample
+from export.train.mining import (
     SampleRow,
     input_id,
     mine_pairs,
@@ -28,6 +29,7 @@ from export.mining import (
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input
 from guardcli.eval.labelled import Gold
+from testkit.pairs import FIXTURE_PAIRS
 from tests.test_rsft import write_train_jsonl
 
 UNREADABLE = "## Reasoning Step 1: The request seems fine to me."

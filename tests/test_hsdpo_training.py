@@ -1,5 +1,5 @@
-"""HS-DPO training (export.hsdpo, export.weighted_dpo): the weighted loss against TRL's own,
-and training end to end on a tiny model (mining and files: tests/test_hsdpo.py)."""
+"""HS-DPO training (export.train.hsdpo, export.train.weighted_dpo): the weighted loss against
+TRL's own, and training end to end on a tiny model (mining and files: tests/test_hsdpo.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
-from export.hsdpo import HSDPOConfig, main, sample, train
-from export.mining import (
-    Pair,
-    input_id,
-    mine_pairs,
-    read_samples,
-)
-from export.train_common import TRAIN_LOG, open_base
-from export.weighted_dpo import build_trainer, encode_pair, encode_pairs
+from export.train.base import open_base
+from export.train.hsdpo import main, train
+from export.train.hsdpo_config import HSDPOConfig
+from export.train.hsdpo_sample import sample
+from export.train.layout import TRAIN_LOG
+from export.train.mining import Pair, input_id, mine_pairs, read_samples
+from export.train.weighted_dpo import build_trainer, encode_pair, encode_pairs
+from testkit.pairs import FIXTURE_PAIRS
 from tests.test_hsdpo import flip, write_traces
 from tests.test_rsft import make_base, write_train_jsonl
 
@@ -218,9 +216,9 @@ def test_cutoff_drops_pairs_and_rescales_weights(base, tmp_path):
 @pytest.mark.slow
 def test_all_steps_from_the_cli_then_convert(base, tmp_path):
     """rsft -> hsdpo all (traces only, k=0) -> export.convert fp32 with validation."""
-    from export.convert import main as convert
-    from export.rsft import RSFTConfig
-    from export.rsft import train as rsft
+    from export.convert.command import main as convert
+    from export.train.rsft import RSFTConfig
+    from export.train.rsft import train as rsft
     from guardcli.bundles.manifest import read_manifest
     from guardcli.core.tokenizer import TextCodec
 
@@ -295,8 +293,8 @@ def test_all_steps_from_the_cli_then_convert(base, tmp_path):
 
 @pytest.mark.slow
 def test_sampling_through_export_generate(base, tmp_path):
-    """Integration with export.generate: k sampled outputs per input join the traces."""
-    pytest.importorskip("export.generate")
+    """Integration with export.sampling: k sampled outputs per input join the traces."""
+    pytest.importorskip("export.sampling")
     data = write_train_jsonl(tmp_path / "train.jsonl", FIXTURE_PAIRS[:2])
     right = write_traces(tmp_path / "right.jsonl", FIXTURE_PAIRS[:2], wrong=False)
     cfg = HSDPOConfig(

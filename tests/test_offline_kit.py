@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.bundles.manifest import bundle_root
+from testkit.pairs import FIXTURE_PAIRS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "offline_kit.sh"

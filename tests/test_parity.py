@@ -6,7 +6,7 @@ the reference from transformers float32 ``generate(do_sample=False)`` one prompt
 with no padding: so any difference is the runtime's (ONNX export, KV cache, right padding,
 the engine's stop and EOS handling).
 
-* a tiny random Llama (export/tiny.py; GuardReasoner-1B's architecture at toy size) at
+* a tiny random Llama (testkit/tiny.py; GuardReasoner-1B's architecture at toy size) at
   batch 1, in one mixed-length right-padded batch whose rows stop at different steps, and
   through the Guard (text, not just ids);
 * the KV cache: the engine against transformers with ``use_cache=False`` and against
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from export.convert import main as convert
-from export.validate import EXAMPLES
+from export.convert.command import main as convert
+from export.convert.validate import EXAMPLES
 from guardcli.backends.genai import cuda_available, open_engine
 from guardcli.bundles.manifest import read_manifest
 from guardcli.bundles.resolve import Resolved, open_guard
@@ -148,7 +148,7 @@ def assert_rows_stop_apart(references: list[list[int]], budget: int, lengths: li
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from export.tiny import make_tiny_llama
+    from testkit.tiny import make_tiny_llama
 
     return make_tiny_llama(tmp_path_factory.mktemp("tiny") / "ckpt", seed=TINY_SEED)
 
@@ -287,8 +287,8 @@ def test_cuda_generates_what_cpu_generates(tiny_checkpoint, tiny_bundle, tiny, t
 def smol(tmp_path_factory):  # noqa: ANN201
     """SmolLM2 dequantized once to a float32 checkpoint (the transformers reference) and
     converted from that checkpoint, as export.convert does for a .gguf source."""
-    from export.smollm2 import INSTALL_HINT, gguf_path
-    from export.sources import resolve_source
+    from export.convert.smollm2 import INSTALL_HINT, gguf_path
+    from export.convert.sources import resolve_source
 
     gguf = gguf_path()
     if gguf is None:

@@ -1,7 +1,7 @@
 """export.pipeline: recipe checks in milliseconds, and the whole recipe end to end on a tiny model.
 
 The end-to-end run starts from the fixture model's checkpoint (a tiny Llama that already writes
-GuardReasoner traces for export/fixture.py's pairs), so after a few steps per stage the final
+GuardReasoner traces for testkit/fixture.py's pairs), so after a few steps per stage the final
 bundle can be asked for real, parseable Answers blocks: distill keeps the right traces and
 rejects the wrong ones, R-SFT lowers the loss, HS-DPO mines pairs from the model's samples and
 a diversity file of wrong traces, and the final bundle loads in guardcli and is evaluated.
@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from export.fixture import FIXTURE_PAIRS
-from export.pipeline import _parser, _resume_flag, load_recipe, main, plan, run, to_argv
+from export.pipeline import main, plan, resume_flag, run, stage_parser
+from export.recipe import load_recipe, to_argv
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
 from guardcli.errors import UsageError
+from testkit.pairs import FIXTURE_PAIRS
 
 
 def _recipe(tmp_path: Path, **data) -> Path:
@@ -29,7 +30,7 @@ def _recipe(tmp_path: Path, **data) -> Path:
 
 
 def test_options_become_flags_checked_against_the_stage_parser():
-    distill = _parser("distill")
+    distill = stage_parser("export.distill.command")
     argv = to_argv(
         distill,
         {"input": ["a.json", "b.json"], "teacher": ["traces:x", "traces:y"], "k": 2},
@@ -39,7 +40,7 @@ def test_options_become_flags_checked_against_the_stage_parser():
                     "traces:y", "--k", "2"]  # fmt: skip
     parsed = distill.parse_args([*argv, "--output", "o.jsonl"])
     assert parsed.inputs == ["a.json", "b.json"] and parsed.teachers == ["traces:x", "traces:y"]
-    rsft = _parser("rsft")
+    rsft = stage_parser("export.train.rsft")
     assert to_argv(rsft, {"lora": True, "max_steps": 3, "bf16": "no"}, "rsft") == [
         "--lora", "--max-steps", "3", "--bf16", "no"]  # fmt: skip
     assert to_argv(rsft, {"lora": False}, "rsft") == []
@@ -242,7 +243,7 @@ def test_tiny_recipe_end_to_end(fixture_bundle, tmp_path, capsys):
 
 
 def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
-    """``trainer: fast`` runs export.fast_sft on the traces (resumable from its state), and
+    """``trainer: fast`` runs export.train.fast_sft on the traces (resumable from its state), and
     ``hsdpo: skip`` ends the recipe after R-SFT's bundle."""
     recipe = load_recipe(
         _recipe(tmp_path, rsft={"trainer": "fast", "lora-layers": 8, "epochs": 2}, hsdpo="skip")
@@ -251,13 +252,13 @@ def test_a_fast_trainer_recipe_that_skips_hsdpo(tmp_path):
     assert list(stages) == ["distill", "rsft", "bundle-rsft"]
     rsft = stages["rsft"]
     train = str(recipe.workdir / "distill" / "train.jsonl")
-    assert rsft.module == "fast_sft"
+    assert rsft.module == "export.train.fast_sft"
     assert rsft.argv[:4] == ["--model", "b", "--traces", train]
     assert rsft.argv[-4:] == ["--epochs", "2", "--lora-layers", "8"]
-    assert _resume_flag(rsft) == []
+    assert resume_flag(rsft) == []
     (rsft.output / "state").mkdir(parents=True)
     (rsft.output / "state" / "progress.json").write_text("{}")
-    assert _resume_flag(rsft) == ["--resume"]
+    assert resume_flag(rsft) == ["--resume"]
 
 
 def test_an_unknown_trainer_is_refused(tmp_path):

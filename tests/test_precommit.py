@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import guardcli
-from export.fixture import FIXTURE_PAIRS
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, PAIRS, REPO
 
 yaml = pytest.importorskip("yaml")  # pre-commit's own dependency

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Generation, Label, Result, Verdict
 from guardcli.core.tasks import Task
@@ -14,6 +13,7 @@ from guardcli.errors import InputError, UsageError
 from guardcli.eval.benchmarks import benchmark_of
 from guardcli.eval.labelled import Gold, LabelledSample
 from guardcli.eval.predictions import PREDICTIONS_NAME, find, judged_of, output_name, read, record
+from testkit.pairs import FIXTURE_PAIRS
 
 TRACE = "## Reasoning Step 1: ...\n---\n\nAnswers: \nRequest: harmful\nCompletion: None\n"
 

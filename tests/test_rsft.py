@@ -1,4 +1,4 @@
-"""export.rsft: the ids a row trains on, cutoff accounting, and real (tiny) training runs.
+"""export.train.rsft: the ids a row trains on, cutoff accounting, and real (tiny) training runs.
 
 The base model is a tiny random Llama whose BPE vocabulary (trained on the fixture texts with
 the fixture model's 800-id budget) merges "\\n\\n" into one token: exactly the case where
@@ -13,19 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from export.fixture import FIXTURE_PAIRS, fixture_corpus
-from export.rsft import IGNORE, PRESETS, RSFTConfig, build_parser, encode_row, encode_rows, train
-from export.train_common import (
-    CHECKPOINTS,
-    TRAIN_LOG,
-    TrainError,
-    TrainRow,
-    config_from_sources,
-    open_base,
-    read_train_rows,
+from export import TrainError
+from export.train.base import open_base
+from export.train.layout import CHECKPOINTS, TRAIN_LOG
+from export.train.options import config_from_sources
+from export.train.rows import TrainRow, read_train_rows
+from export.train.rsft import (
+    IGNORE,
+    PRESETS,
+    RSFTConfig,
+    build_parser,
+    encode_row,
+    encode_rows,
+    train,
 )
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.tokenizer import TextCodec
+from testkit.pairs import FIXTURE_PAIRS, fixture_corpus
 
 VOCAB = 800
 
@@ -34,7 +38,7 @@ def make_base(out: Path, *, tokenizer_adds_bos: bool = True) -> Path:
     """make_tiny_llama with the fixture model's larger vocabulary (it has the "\\n\\n" merge)."""
     from transformers import AutoModelForCausalLM
 
-    from export.tiny import make_tiny_llama, make_tiny_tokenizer
+    from testkit.tiny import make_tiny_llama, make_tiny_tokenizer
 
     make_tiny_llama(out, vocab_text=fixture_corpus(), tokenizer_adds_bos=tokenizer_adds_bos)
     vocab = make_tiny_tokenizer(
@@ -186,7 +190,7 @@ def test_help_explains_every_option():
 
 @pytest.mark.slow
 def test_full_finetune_lowers_the_loss_and_writes_a_convertible_checkpoint(base, data, tmp_path):
-    from export.encoding import checkpoint_codec
+    from export.convert.encoding import checkpoint_codec
 
     opened = open_base(str(base), tmp_path / "work")
     rows = read_train_rows([data])
@@ -297,9 +301,9 @@ def test_resume_continues_from_the_latest_checkpoint(base, data, tmp_path):
 
 @pytest.mark.slow
 def test_a_gguf_base_trains_with_the_bos_rule_conversion_would_use(base, data, tmp_path):
-    from export.encoding import checkpoint_codec
-    from export.sources import resolve_source
-    from export.tiny import make_tiny_gguf
+    from export.convert.encoding import checkpoint_codec
+    from export.convert.sources import resolve_source
+    from testkit.tiny import make_tiny_gguf
 
     gguf = make_tiny_gguf(base, tmp_path / "tiny.gguf", add_bos=True)
     source = resolve_source(str(gguf), revision=None, workdir=tmp_path / "resolve")
@@ -312,7 +316,7 @@ def test_a_gguf_base_trains_with_the_bos_rule_conversion_would_use(base, data, t
 
 
 def test_missing_options_are_a_usage_error(capsys):
-    from export.rsft import main
+    from export.train.rsft import main
 
     assert main(["--model", "x"]) == 2
     assert "needs --model, --data and --output" in capsys.readouterr().err

@@ -11,11 +11,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.parse import parse
 from guardcli.core.records import Generation, Result, Sample, Scores
 from guardcli.io.outputs import FORMATS, make_writer
 from guardcli.io.sarif import RULES, SarifWriter, location
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, invoke, jsonl_records, pair_record, write_jsonl
 
 SCHEMA = json.loads(

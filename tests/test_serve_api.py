@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.io.outputs import FIELDS
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN as CLI_GEN
 from tests.cli_support import PAIRS, PROMPT_ONLY, WITH_RESPONSE, invoke, jsonl_records
 from tests.serve_support import Server, sse_events, start
@@ -215,21 +215,24 @@ def test_logs_hold_no_request_content_and_no_control_characters(server):
 def test_a_client_that_hangs_up_gives_its_place_up(server):
     """B hangs up while A's batches run: B's input is dropped from the queue, never judged."""
 
-    def judged() -> float:
+    def metric(name: str) -> float:
         text = httpx.get(f"{server.url}/metrics").text
-        line = next(x for x in text.splitlines() if x.startswith("guardcli_inputs_judged"))
+        line = next(x for x in text.splitlines() if x.startswith(name))
         return float(line.split()[1])
 
-    before = judged()
+    before = metric("guardcli_inputs_judged")
     inputs = [pair.prompt for pair in PROMPT_ONLY] * 8  # 16 inputs: two batches of 8
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(
             httpx.post, f"{server.url}/v1/moderations", json={"input": inputs}, timeout=60
         )
-        time.sleep(0.02)
+        for _ in range(500):  # B must queue behind A's inputs, whatever the machine's load
+            if metric("guardcli_queue_depth") > 0 or first.done():
+                break
+            time.sleep(0.005)
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.url}/v1/moderations", json={"input": "late"}, timeout=0.05)
         assert first.result().status_code == 200
     time.sleep(0.2)
-    assert judged() == before + len(inputs)
+    assert metric("guardcli_inputs_judged") == before + len(inputs)
     assert "/v1/moderations 499" in server.stderr()

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.errors import UsageError
 from guardcli.io.shard import Shard, parse_shard, shard_of
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, invoke, jsonl_records, pair_record, summary_of, write_jsonl
 from tests.test_eval_cli import benchmark_json
 

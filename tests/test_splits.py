@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from export import splits
-from export.calibrate import at, pick
+from export.data import splits
+from export.eval.calibrate import at, pick
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,11 +46,11 @@ def test_duplicates_of_validation_prompts_leave_training():
 
 
 def test_no_training_row_of_the_recipe_is_a_validation_prompt(prompts, shared_dir, tmp_path):
-    """Everything export.fast_sft trains on: label-only rows of the prompts' training part and
+    """Everything export.train.fast_sft trains on: label-only rows of the prompts' training part and
     of the distilled traces, and the traces themselves. The trainer also refuses overlaps
     itself (drop_held_out); this checks the data it is given has none to refuse."""
-    from export.sft_data import label_examples_from_prompts
-    from export.splits import prompt_key
+    from export.data.splits import prompt_key
+    from export.train.sft_data import label_examples_from_prompts
 
     split = splits.load(prompts, ROOT / splits.LINES)
     held = {prompt_key(r.prompt) for r in split.validation}

@@ -10,11 +10,11 @@ import re
 import pytest
 from rich.console import Console
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.core.parse import parse
 from guardcli.core.records import Generation, Result, Sample, Scores
 from guardcli.io.outputs import make_writer
 from guardcli.io.table import ID_CAP, TableWriter, middle_cut
+from testkit.pairs import FIXTURE_PAIRS
 from tests.cli_support import GEN, PAIRS, cli, invoke, labels, pair_record, write_jsonl
 
 HARMFUL = "Answers: \nRequest: harmful\nCompletion: compliance\nResponse: harmful\n"

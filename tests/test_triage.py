@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from export.tiny import BOS, make_tiny_tokenizer
 from guardcli.core.engine import Engine
 from guardcli.core.guard import Guard, GuardOptions
 from guardcli.core.parse import parse
@@ -20,6 +19,7 @@ from guardcli.core.records import Label, ParseStatus, Sample
 from guardcli.core.tokenizer import TextCodec
 from guardcli.core.triage import ANSWERS_HEAD, Thresholds, Triage, uncertain
 from guardcli.errors import UsageError
+from testkit.tiny import BOS, make_tiny_tokenizer
 from tests.fakes import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,8 +267,8 @@ def test_bad_modes_and_bands_are_refused_when_the_options_are_made(options, mess
 def test_the_prefix_cache_changes_the_work_never_the_scores(fixture_bundle):
     """One guard reads every sample through one KV cache (rewinding to the common head);
     a fresh guard per sample reads each from scratch. The scores must agree."""
-    from export.fixture import FIXTURE_PAIRS
     from guardcli.bundles.resolve import Resolved, open_guard
+    from testkit.pairs import FIXTURE_PAIRS
 
     def fresh_guard() -> Guard:
         options = GuardOptions(max_new_tokens=256, mode="fast")
@@ -336,9 +336,9 @@ def test_fast_mode_uses_the_bundles_own_thresholds(fixture_bundle, tmp_path):
     sample unharmful; the same bundle without calibration answers harmful (0.5)."""
     import shutil
 
-    from export.fixture import FIXTURE_PAIRS
     from guardcli.bundles.manifest import read_manifest, write_manifest
     from guardcli.bundles.resolve import Resolved, open_guard
+    from testkit.pairs import FIXTURE_PAIRS
 
     options = GuardOptions(max_new_tokens=256, mode="fast")
     samples = [Sample(p.id, p.prompt, p.response) for p in FIXTURE_PAIRS]

@@ -1,4 +1,4 @@
-"""``guardcli tui`` driven with Pilot over the fixture model (export/fixture.py), whose tiny
+"""``guardcli tui`` driven with Pilot over the fixture model (testkit/fixture.py), whose tiny
 Llama writes known GuardReasoner traces: the streamed reasoning, the badges, the history and
 the batch table are checked against what the model really wrote, through the real engine,
 in its worker thread."""

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from export.fixture import FIXTURE_PAIRS
 from guardcli.tui.app import GuardApp
 from guardcli.tui.widgets import ModelInfo
+from testkit.pairs import FIXTURE_PAIRS
 
 PAIRS = {pair.id: pair for pair in FIXTURE_PAIRS}
 FLAGGED_IDS = [

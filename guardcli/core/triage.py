@@ -58,7 +58,7 @@ class Thresholds:
 
     0.5 is the arg-max, what an uncalibrated bundle gets. A calibrated bundle records its own
     cuts (``calibration.thresholds`` in guardcli.json, fitted on a validation split by
-    export.calibrate) because a small model's label probabilities are biased: nano v1 put
+    export.eval.calibrate) because a small model's label probabilities are biased: nano v1 put
     P(harmful) above 0.5 for almost every request.
     """
 

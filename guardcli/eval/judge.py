@@ -1,6 +1,6 @@
 """The one judging path: a labelled benchmark file's items through Guard, as Judged items.
 
-``guardcli eval`` and the training pipeline's evaluation stage (export.evaluate) both read a
+``guardcli eval`` and the training pipeline's evaluation stage (export.eval.evaluate) both read a
 file with ``labelled_file``, judge it with ``judge_file`` and score the result with
 guardcli.eval.scoring, so a number in a model card and a number a user measures come from the
 same code. Every item is judged through ``Guard`` (the runtime's own path: prompt, engine,

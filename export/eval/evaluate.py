@@ -1,6 +1,6 @@
-"""Held-out F1 of one or more bundles: ``python -m export.evaluate``.
+"""Held-out F1 of one or more bundles: ``python -m export.eval.evaluate``.
 
-    python -m export.evaluate --model runs/nano/bundles/rsft \\
+    python -m export.eval.evaluate --model runs/nano/bundles/rsft \\
         --bench ../shared/data/guardreasoner/benchmark/0_0_SimpleSafetyTests.json \\
         --bench ../shared/data/guardreasoner/benchmark/0_9_safe_rlhf.json --limit 100 \\
         --output runs/nano/eval-rsft.json
@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from export.cli import run_main
 from guardcli.backends.genai import DEVICES
-from guardcli.errors import GuardError
 
 
 def evaluate(
@@ -108,7 +108,7 @@ def markdown(rows: list[dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m export.evaluate",
+        prog="python -m export.eval.evaluate",
         description="Score guardcli bundles on labelled benchmark files (held-out F1).",
     )
     parser.add_argument(
@@ -150,20 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        rows = evaluate(
-            args.model,
-            args.bench,
-            limit=args.limit,
-            seed=args.seed,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    rows = evaluate(
+        args.model,
+        args.bench,
+        limit=args.limit,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
     table = markdown(rows)
     print(table)
     if args.output is not None:

@@ -1,21 +1,21 @@
 """Hard-sample DPO (HS-DPO), GuardReasoner's second training stage.
 
-    python -m export.hsdpo all --model RSFT_DIR --data train.jsonl --output DIR [options]
-    python -m export.hsdpo sample --model RSFT_DIR --data train.jsonl --output DIR
-    python -m export.hsdpo mine --output DIR
-    python -m export.hsdpo train --model RSFT_DIR --output DIR
+    python -m export.train.hsdpo all --model RSFT_DIR --data train.jsonl --output DIR [options]
+    python -m export.train.hsdpo sample --model RSFT_DIR --data train.jsonl --output DIR
+    python -m export.train.hsdpo mine --output DIR
+    python -m export.train.hsdpo train --model RSFT_DIR --output DIR
 
 Three steps, each runnable alone and each skipped when its output already exists:
 
 1. ``sample`` -> ``DIR/samples.jsonl``: ``--k`` outputs per training input from the R-SFT model
-   (export.generate.sample_outputs; the paper: k=4, temperature 0.7, top-p 0.95), plus the same
-   from every ``--extra-models`` model and every matching trace of ``--extra-traces`` files
+   (export.sampling.generate.sample_outputs; the paper: k=4, temperature 0.7, top-p 0.95), plus the
+   same from every ``--extra-models`` model and every matching trace of ``--extra-traces`` files
    ({prompt, label, predict}, e.g. GuardReasoner's generated_predictions.jsonl): the paper's
-   "diversity" models. One line per input: ``{input_id, prompt, gold, outputs: [{source,
-   text}]}``, flushed every ``--chunk`` inputs; a killed run continues where it stopped. Each
-   chunk is sampled with a seed derived from ``--seed`` and its first input, so a chunk drawn
-   again draws the same outputs.
-2. ``mine`` -> ``DIR/pairs.jsonl`` (export.mining): an input is *hard* when some of its
+   "diversity" models. One line per input: ``{input_id, prompt, gold, outputs: [{source, text}]}``,
+   flushed every ``--chunk`` inputs; a killed run continues where it stopped. Each chunk is sampled
+   with a seed derived from ``--seed`` and its first input, so a chunk drawn again draws the same
+   outputs.
+2. ``mine`` -> ``DIR/pairs.jsonl`` (export.train.mining): an input is *hard* when some of its
    outputs agree with the gold labels and some do not (each output read with guardcli.core.parse;
    agreement per guardcli.eval.labelled.agrees: every labelled task right; an unreadable answer is
    wrong). Its
@@ -36,7 +36,7 @@ Three steps, each runnable alone and each skipped when its output already exists
 3. ``train`` -> ``DIR/model/``: weighted DPO with TRL's DPOTrainer and an SFT term on the
    chosen output (loss_type ["sigmoid", "sft"], loss_weights [1.0, --sft-weight]); the
    reference model is the R-SFT model, loaded again from ``--model``. ``WeightedDPOTrainer``
-   (export.weighted_dpo) subclasses DPOTrainer because TRL 1.16 averages the per-pair losses
+   (export.train.weighted_dpo) subclasses DPOTrainer because TRL 1.16 averages the per-pair losses
    inside ``_compute_loss`` with no hook for sample weights: it recomputes the two terms with
    each pair's weight::
 
@@ -57,233 +57,25 @@ temperature 0.7, top-p 0.95. Configuration: defaults < --preset < --config YAML 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from export import positive_int
-from export.mining import SampleRow, input_id, mine_pairs, read_pairs, read_samples
-from export.train_common import (
-    CHECKPOINTS,
-    TRAIN_LOG,
-    RunLog,
-    TrainError,
-    TrainingOptions,
-    add_common_training_options,
-    check_output,
-    config_from_sources,
-    finish_checkpoints,
-    flags_of,
-    open_base,
-    pick_device,
-    save_checkpoint,
-    say,
-)
-from export.weighted_dpo import build_trainer, encode_pairs
-from guardcli.core.prompt import build_input
-from guardcli.errors import GuardError, UsageError
-from guardcli.eval.labelled import LabelledSample, implied
-
-SAMPLES = "samples.jsonl"
-PAIRS = "pairs.jsonl"
-MODEL = "model"
-STEPS = ("sample", "mine", "train")
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "guardreasoner-1b": {
-        "lr": 5e-6,
-        "epochs": 2.0,
-        "beta": 0.01,
-        "sft_weight": 2.0,
-        "batch_size": 4,
-        "grad_accum": 64,  # 4 x 64 = 256, the paper's effective batch
-        "cutoff": 2048,
-        "scheduler": "cosine",
-        "warmup_ratio": 0.0,
-        "max_grad_norm": 1.0,
-        "bf16": "auto",
-        "k": 4,
-        "temperature": 0.7,
-        "top_p": 0.95,
-    },
-}
-
-
-@dataclass
-class HSDPOConfig(TrainingOptions):
-    output: Path = Path()
-    model: str = ""  # the R-SFT checkpoint: sampled from, trained, and the DPO reference
-    data: list[Path] = field(default_factory=list)
-    samples: Path | None = None  # default DIR/samples.jsonl
-    pairs: Path | None = None  # default DIR/pairs.jsonl
-    # sample
-    sample_model: str = ""  # what samples the R-SFT policy (default: model); e.g. its bundle
-    extra_models: list[str] = field(default_factory=list)
-    extra_traces: list[Path] = field(default_factory=list)
-    k: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_new_tokens: int = 1024
-    sample_batch_size: int = 8
-    chunk: int = 256
-    limit: int | None = None
-    # mine
-    pairs_per_input: int = 1
-    gamma: float = 1.0
-    # train
-    lr: float = 5e-6
-    epochs: float = 2.0
-    batch_size: int = 2
-    beta: float = 0.01
-    sft_weight: float = 2.0
-
-    @property
-    def samples_path(self) -> Path:
-        return self.samples or Path(self.output) / SAMPLES
-
-    @property
-    def pairs_path(self) -> Path:
-        return self.pairs or Path(self.output) / PAIRS
-
-    @property
-    def model_dir(self) -> Path:
-        return Path(self.output) / MODEL
-
-
-# ------------------------------------------------------------------------------ 1. sample
-
-
-def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
-    """Training inputs with gold labels (read by guardcli.eval.labelled), deduplicated by text."""
-    from guardcli.core.records import Skip
-    from guardcli.eval.labelled import load_labelled
-
-    rows: dict[str, SampleRow] = {}
-    skipped = 0
-    for path in paths:
-        for found in load_labelled(path):
-            if isinstance(found, Skip):
-                skipped += 1
-                say(f"skipped {found.source}: {found.reason}")
-                continue
-            row = _row_of(found)
-            rows.setdefault(row.input_id, row)
-    if skipped:
-        say(f"{skipped} record(s) without usable gold labels skipped")
-    return list(rows.values())
-
-
-def _row_of(item: LabelledSample) -> SampleRow:
-    item = implied(item)
-    text = build_input(item.sample.prompt, item.sample.response)
-    return SampleRow(input_id(text), text, item.gold)
-
-
-def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
-    """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict}."""
-    from guardcli.core.records import Skip
-    from guardcli.eval.labelled import load_predictions
-
-    found: dict[str, tuple[SampleRow, list[dict[str, str]]]] = {}
-    for path in paths:
-        for item in load_predictions(path):
-            if isinstance(item, Skip):
-                say(f"skipped {item.source}: {item.reason}")
-                continue
-            row = _row_of(item.item)
-            found.setdefault(row.input_id, (row, []))[1].append(
-                {"source": f"trace:{Path(path).name}", "text": item.output}
-            )
-    return found
-
-
-def sample(cfg: HSDPOConfig) -> Path:
-    """Step 1: write samples.jsonl (continuing a partial file); skipped when complete."""
-    path = cfg.samples_path
-    if not cfg.data:
-        raise UsageError("sample needs --data (the R-SFT training files)")
-    from guardcli.eval.judge import pick
-
-    rows = labelled_inputs(cfg.data)
-    traces = extra_traces(cfg.extra_traces)
-    known = {r.input_id for r in rows}
-    rows += [row for key, (row, _) in traces.items() if key not in known]  # labelled by the file
-    # --limit: a seeded random subset (in file order) of every input, the traces' own too;
-    # training files are grouped by benchmark, so the first N would all come from one source.
-    rows = pick(rows, cfg.limit, cfg.seed)
-    done = _finished_ids(path)
-    todo = [r for r in rows if r.input_id not in done]
-    if not todo:
-        say(f"sample: {path} is complete ({len(done)} inputs), skipped")
-        return path
-    if not cfg.model and cfg.k > 0:
-        raise UsageError("sample needs --model (the R-SFT checkpoint) or --k 0")
-    models = [cfg.sample_model or cfg.model, *cfg.extra_models] if cfg.k > 0 else []
-    say(f"sample: {len(todo)} inputs x {cfg.k} outputs from {len(models)} model(s)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        for start in range(0, len(todo), cfg.chunk):
-            chunk = todo[start : start + cfg.chunk]
-            _sample_chunk(chunk, models, cfg)
-            for row in chunk:
-                row.outputs.extend(traces.get(row.input_id, (row, []))[1])
-                out.write(row.to_json() + "\n")
-            out.flush()
-            say(f"sample: {len(done) + start + len(chunk)}/{len(done) + len(todo)} inputs")
-    return path
-
-
-def _sample_chunk(chunk: list[SampleRow], models: Sequence[str], cfg: HSDPOConfig) -> None:
-    if not models:
-        return
-    from export.generate import SamplingConfig, sample_outputs
-
-    sampling = SamplingConfig(
-        k=cfg.k,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        seed=chunk_seed(cfg.seed, chunk[0].input_id),
-        batch_size=cfg.sample_batch_size,
-    )
-    for model in models:
-        outputs = sample_outputs(model, [r.prompt for r in chunk], sampling, device=cfg.device)
-        for row, texts in zip(chunk, outputs, strict=True):
-            row.outputs.extend({"source": f"model:{model}", "text": t} for t in texts)
-
-
-def chunk_seed(seed: int, first_input_id: str) -> int:
-    """A sampling seed per chunk: chunks never replay one random stream, and a chunk sampled
-    again (after a kill) draws the same outputs as long as it starts at the same input."""
-    digest = hashlib.sha256(f"{seed}:{first_input_id}".encode()).hexdigest()
-    return int(digest[:7], 16)
-
-
-def _finished_ids(path: Path) -> set[str]:
-    """Ids already in samples.jsonl; a last line cut off by a kill is dropped from the file."""
-    if not path.is_file():
-        return set()
-    ids: set[str] = set()
-    good = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n"):
-                break  # the write of this line never finished
-            try:
-                ids.add(json.loads(line)["input_id"])
-            except (ValueError, KeyError, TypeError):
-                break
-            good += len(line)
-    if good < path.stat().st_size:
-        with path.open("r+b") as handle:
-            handle.truncate(good)
-    return ids
-
+from export import TrainError, positive_int
+from export.cli import run_main
+from export.train.base import Base
+from export.train.fit import Job, fit
+from export.train.hsdpo_config import MODEL, PAIRS, PRESETS, SAMPLES, HSDPOConfig
+from export.train.hsdpo_sample import sample
+from export.train.layout import CHECKPOINTS, TRAIN_LOG
+from export.train.mining import mine_pairs, read_pairs, read_samples
+from export.train.options import add_common_training_options, config_from_sources, flags_of
+from export.train.runlog import say
+from export.train.weighted_dpo import EncodedPairs, build_trainer, encode_pairs
+from guardcli.errors import UsageError
 
 # ------------------------------------------------------------------------------ 2. mine
 
@@ -329,36 +121,29 @@ def train(cfg: HSDPOConfig, *, callbacks: Sequence[Any] = ()) -> Path:
         return output
     if not cfg.model:
         raise UsageError("train needs --model (the R-SFT checkpoint)")
-    resume_from = check_output(output, resume=cfg.resume)
     pairs = read_pairs(cfg.pairs_path)
-    with tempfile.TemporaryDirectory(prefix="guardcli-hsdpo-") as tmp:
-        base = open_base(cfg.model, Path(tmp))
-        device = pick_device(cfg.device)
-        log = RunLog("hsdpo", base, cfg, device)
-        encoded = encode_pairs(base, pairs, cfg.cutoff)
-        if encoded.dropped:
-            say(
-                f"dropped {encoded.dropped} of {len(pairs)} pairs longer than --cutoff {cfg.cutoff}"
-            )
-        if not encoded.rows:
-            raise TrainError(
-                f"every pair is longer than --cutoff {cfg.cutoff}", hint="raise --cutoff"
-            )
-        trainer = build_trainer(cfg, base, encoded.rows, output, device, callbacks)
-        say(f"HS-DPO: {len(encoded.rows)} pairs on {device}")
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        save_checkpoint(trainer.model, base, output, cfg.save_dtype)
-        log.extra.update(
-            pairs_read=len(pairs),
-            pairs_used=len(encoded.rows),
-            pairs_dropped_over_cutoff=encoded.dropped,
-            weight_rescale=encoded.scale,
-            pairs_file=str(cfg.pairs_path),
-            reference=str(base.checkpoint),
-        )
-        written = log.write(output, trainer, resume_from)
-    finish_checkpoints(output, cfg.keep_checkpoints)
-    say(f"HS-DPO: {output} (final loss {written['final_loss']}, {written['wall_s']:.0f} s)")
+
+    def record(base: Base, read: int, encoded: EncodedPairs) -> dict[str, Any]:
+        return {
+            "pairs_read": read,
+            "pairs_used": len(encoded.rows),
+            "pairs_dropped_over_cutoff": encoded.dropped,
+            "weight_rescale": encoded.scale,
+            "pairs_file": str(cfg.pairs_path),
+            "reference": str(base.checkpoint),
+        }
+
+    job = Job(
+        name="hsdpo",
+        title="HS-DPO",
+        rows="pairs",
+        encode=lambda base: (len(pairs), encode_pairs(base, pairs, cfg.cutoff)),
+        trainer=lambda base, encoded, device: build_trainer(
+            cfg, base, encoded.rows, output, device, callbacks
+        ),
+        record=record,
+    )
+    fit(job, cfg.model, output, cfg)
     return output
 
 
@@ -373,7 +158,7 @@ def run_all(cfg: HSDPOConfig) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m export.hsdpo",
+        prog="python -m export.train.hsdpo",
         description=(
             "Hard-sample DPO: sample k outputs per training input from the R-SFT model, mine\n"
             "the inputs it gets both right and wrong, train weighted DPO (+ SFT) on those pairs.\n"
@@ -432,7 +217,8 @@ def _add_io_options(parser: argparse.ArgumentParser, step: str) -> None:
         io.add_argument(
             "--model",
             metavar="RSFT_DIR",
-            help="the R-SFT model (export.rsft output): sampled from, trained, the DPO reference",
+            help="the R-SFT model (export.train.rsft output): sampled from, trained, the DPO "
+            "reference",
         )
     if step in ("sample", "all"):
         io.add_argument(
@@ -534,23 +320,23 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_sources(HSDPOConfig, flags_of(args), PRESETS)
-        if cfg.output == Path():
-            raise UsageError("--output DIR is required", hint="see python -m export.hsdpo --help")
-        step = {"sample": sample, "mine": mine, "train": train, "all": run_all}[args.command]
-        step(cfg)
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print(
+    return run_main(
+        build_parser(),
+        _run,
+        argv,
+        interrupted=(
             f"interrupted: rerun the same command to continue ({CHECKPOINTS}/ and partial "
-            f"{SAMPLES} are kept; train needs --resume)",
-            file=sys.stderr,
-        )
-        return 130
+            f"{SAMPLES} are kept; train needs --resume)"
+        ),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_sources(HSDPOConfig, flags_of(args), PRESETS)
+    if cfg.output == Path():
+        raise UsageError("--output DIR is required", hint="see python -m export.train.hsdpo --help")
+    step = {"sample": sample, "mine": mine, "train": train, "all": run_all}[args.command]
+    step(cfg)
     return 0
 
 

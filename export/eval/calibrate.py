@@ -1,11 +1,11 @@
-"""Fit a bundle's fast-mode request threshold on the validation split (export.splits).
+"""Fit a bundle's fast-mode request threshold on the validation split (export.data.splits).
 
-    python -m export.calibrate --model runs/nano2/bundles/sft [--max-fpr 0.1] \\
+    python -m export.eval.calibrate --model runs/nano2/bundles/sft [--max-fpr 0.1] \\
         [--also models/nano/bundle/guardcli.json]
 
 A small guard's label probabilities are biased (nano v1 put P(harmful request) above 0.5 for
 59 of 61 harmless Aegis prompts), so the arg-max is the wrong cut. This runs ``--mode fast`` on
-the committed validation split (export.splits: never trained on, never a held-out benchmark),
+the committed validation split (export.data.splits: never trained on, never a held-out benchmark),
 picks the request threshold with the best F1 among those whose false-positive rate stays within
 ``--max-fpr``, and writes it into the bundle manifest's ``calibration`` (guardcli.core.triage reads
 it). The refusal and response cuts stay 0.5: there is no labelled response validation set here,
@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from export.cli import run_main
 from guardcli.eval.metrics import roc_auc
 
 
@@ -60,7 +61,7 @@ def set_calibration(manifest_path: Path, calibration: dict) -> None:
 
 
 def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
-    from export import splits
+    from export.data import splits
     from guardcli.bundles.resolve import Resolved, open_guard
     from guardcli.core.guard import GuardOptions
     from guardcli.core.records import Sample
@@ -77,20 +78,27 @@ def score_validation(model: Path, threads: int | None) -> tuple[list[float], lis
     return positives, negatives
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.calibrate", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export.eval.calibrate", description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="the bundle to calibrate")
     parser.add_argument("--max-fpr", type=float, default=0.1)
     parser.add_argument("--threads", type=int)
     parser.add_argument(
         "--also", type=Path, nargs="*", default=[], help="other guardcli.json files to update"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     positives, negatives = score_validation(args.model, args.threads)
     cut = pick(positives, negatives, args.max_fpr)
     calibration = {
         "thresholds": {"request": round(cut.threshold, 6)},
-        "fitted_on": "models/nano/validation.lines (export.splits), --mode fast",
+        "fitted_on": "models/nano/validation.lines (export.data.splits), --mode fast",
         "rule": f"best F1 with false-positive rate <= {args.max_fpr}",
         "validation": {
             "harmful": len(positives),

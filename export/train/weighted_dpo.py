@@ -1,7 +1,7 @@
 """HS-DPO's weighted DPO: TRL's DPOTrainer with a weight per pair, and the pairs' encoding.
 
 Importing this module needs no torch/TRL; the trainer class is built on first use. The loss is
-described in export.hsdpo's module docstring (step 3).
+described in export.train.hsdpo's module docstring (step 3).
 """
 
 from __future__ import annotations
@@ -11,19 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.mining import Pair
-from export.train_common import (
-    Base,
-    TrainError,
-    load_model,
-    load_processing_class,
-    lora_config,
-    seed_everything,
-    trainer_arguments,
-)
+from export import TrainError
+from export.train.base import Base, load_model, load_processing_class
+from export.train.mining import Pair
+from export.train.setup import lora_config, seed_everything, trainer_arguments
 
 if TYPE_CHECKING:
-    from export.hsdpo import HSDPOConfig
+    from export.train.hsdpo_config import HSDPOConfig
 
 
 def _weighted_trainer_class() -> type:

@@ -1,7 +1,7 @@
 """HS-DPO's torch-free part: the samples/pairs records and files, and hard-sample mining.
 
-export.hsdpo runs the steps; its module docstring gives the file formats, the mining rule and the
-weight formula.
+export.train.hsdpo runs the steps; its module docstring gives the file formats, the mining rule
+and the weight formula.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.train_common import TrainError
+from export import TrainError
 from guardcli.core.parse import parse
 from guardcli.core.records import Label, Verdict
 from guardcli.eval.labelled import Gold, agrees
@@ -85,7 +85,7 @@ def read_samples(path: Path) -> list[SampleRow]:
 
 
 def _read_records(path: Path, make: Callable[[Any], Any], what: str, step: str) -> list[Any]:
-    """One record per non-blank line of a JSONL file export.hsdpo wrote in ``step``."""
+    """One record per non-blank line of a JSONL file export.train.hsdpo wrote in ``step``."""
     if not path.is_file():
         raise TrainError(f"{path}: no {what}", hint=f"run the {step} step first")
     records = []
@@ -118,7 +118,8 @@ class MineStats:
 
 
 def pair_weights(wrong_fractions: Sequence[float], gamma: float) -> list[float]:
-    """raw = 1 + gamma * n_wrong / n_total per pair, scaled to mean 1 (export.hsdpo docstring)."""
+    """raw = 1 + gamma * n_wrong / n_total per pair, scaled to mean 1 (export.train.hsdpo's
+    docstring)."""
     raw = [1.0 + gamma * f for f in wrong_fractions]
     if not raw:
         return []

@@ -1,9 +1,9 @@
-"""Training sequences for the CPU LoRA trainer (export.fast_sft): traces and label-only rows.
+"""Training sequences for the CPU LoRA trainer (export.train.fast_sft): traces and label-only rows.
 
 Two kinds of row, both as the exact ids guardcli feeds the converted model:
 
 * a **trace** row: the GuardReasoner input, then a reasoning trace and its Answers block
-  (export.distill's output); the loss covers the trace and EOS, as in export.rsft;
+  (export.distill's output); the loss covers the trace and EOS, as in export.train.rsft;
 * a **label-only** row: the input followed by the forced Answers opening fast triage reads
   (``---\\n\\nAnswers: \\nRequest:`` and, with a response, ``Completion:``/``Response:``), built
   from guardcli.core.triage's own token plan, so training sees byte for byte what ``--mode fast``
@@ -12,7 +12,7 @@ Two kinds of row, both as the exact ids guardcli feeds the converted model:
   follows it. This is how every labelled example trains the answer tokens, not only the few
   that got a trace.
 
-Rows whose prompt is a validation prompt (export.splits) are refused here, whatever file they
+Rows whose prompt is a validation prompt (export.data.splits) are refused here, whatever file they
 come from, so the validation split stays unseen by construction.
 """
 
@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from export.splits import prompt_key
+from export.data.splits import prompt_key
 from guardcli.core.prompt import build_input, split_input
 from guardcli.core.records import Label
 
@@ -48,7 +48,7 @@ class LabelExample:
     response_label: Label | None = None
 
 
-def trace_sequence(base, text: str, output: str) -> Sequence_:  # noqa: ANN001 - train_common.Base
+def trace_sequence(base, text: str, output: str) -> Sequence_:  # noqa: ANN001 - export.train.base.Base
     prompt = base.prompt_ids(text)
     completion = base.completion_ids(output)
     ids = tuple(prompt + completion)
@@ -122,9 +122,9 @@ class Data:
     counts: dict[str, int]
 
 
-def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, train_common.Base
-    from export import splits
-    from export.train_common import read_train_rows
+def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Base
+    from export.data import splits
+    from export.train.rows import read_train_rows
     from guardcli.core.triage import Triage
 
     triage = Triage(base.codec)

@@ -1,6 +1,6 @@
 """Reasoning SFT (R-SFT), GuardReasoner's first training stage.
 
-    python -m export.rsft --model BASE --data train.jsonl [more.jsonl ...] --output DIR \\
+    python -m export.train.rsft --model BASE --data train.jsonl [more.jsonl ...] --output DIR \\
         [--config recipe.yaml] [--preset guardreasoner-1b] [--lora ...] [--resume]
 
 ``BASE`` is a hub id, a Hugging Face checkpoint directory or a ``.gguf`` file. The data is
@@ -10,8 +10,8 @@ with the BOS rule pinned, and ``train_log.json``; ``python -m export.convert --m
 it into a guardcli bundle.
 
 Every row is trained on exactly the ids guardcli will feed the converted model: the prompt is
-``build_input`` text encoded by the runtime's rule (export.encoding: BOS if the checkpoint asks
-for it, then the tokenizer ids without special tokens); the output trace is encoded separately
+``build_input`` text encoded by the runtime's rule (export.convert.encoding: BOS if the checkpoint
+asks for it, then the tokenizer ids without special tokens); the output trace is encoded separately
 and ends with EOS; the loss covers the trace and EOS only. TRL's own prompt/completion path is
 not used because it tokenizes prompt + completion as one string and can merge tokens across the
 boundary; the rows go to TRL's SFTTrainer already tokenized (``input_ids`` + ``labels``).
@@ -32,35 +32,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.train_common import (
-    Base,
-    RunLog,
-    TrainError,
+from export.cli import run_main
+from export.train.base import Base, load_model, load_processing_class
+from export.train.fit import Job, fit
+from export.train.options import (
     TrainingOptions,
-    TrainRow,
     add_common_training_options,
-    check_output,
     config_from_sources,
-    finish_checkpoints,
     flags_of,
-    load_model,
-    load_processing_class,
-    lora_config,
-    open_base,
-    pick_device,
-    read_train_rows,
-    save_checkpoint,
-    say,
-    seed_everything,
-    trainer_arguments,
 )
-from guardcli.errors import GuardError, UsageError
+from export.train.rows import TrainRow, read_train_rows
+from export.train.setup import lora_config, seed_everything, trainer_arguments
+from guardcli.errors import UsageError
 
 IGNORE = -100  # label of a position that takes no loss (the prompt)
 
@@ -119,32 +107,35 @@ def train(cfg: RSFTConfig, *, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     transformers TrainerCallbacks (tests use them to interrupt a run)."""
     if not cfg.model or not cfg.data or cfg.output == Path():
         raise UsageError(
-            "R-SFT needs --model, --data and --output", hint="see python -m export.rsft --help"
+            "R-SFT needs --model, --data and --output",
+            hint="see python -m export.train.rsft --help",
         )
-    output = Path(cfg.output)
-    resume_from = check_output(output, resume=cfg.resume)
-    with tempfile.TemporaryDirectory(prefix="guardcli-rsft-") as tmp:
-        base = open_base(cfg.model, Path(tmp))
-        device = pick_device(cfg.device)
-        log = RunLog("rsft", base, cfg, device)
+
+    def encode(base: Base) -> tuple[int, EncodedRows]:
         rows = read_train_rows(cfg.data)
-        encoded = encode_rows(base, rows, cfg.cutoff)
-        _report_rows(len(rows), encoded, cfg.cutoff)
-        trainer = _trainer(cfg, base, encoded, output, device, callbacks)
-        say(f"R-SFT: {len(encoded.rows)} rows on {device}" + _resuming(resume_from))
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        save_checkpoint(trainer.model, base, output, cfg.save_dtype)
-        log.extra.update(
-            rows_read=len(rows),
-            rows_used=len(encoded.rows),
-            rows_dropped_over_cutoff=encoded.dropped,
-            longest_row_tokens=encoded.longest,
-            data=[str(p) for p in cfg.data],
-        )
-        written = log.write(output, trainer, resume_from)
-    finish_checkpoints(output, cfg.keep_checkpoints)
-    say(f"R-SFT: {output} (final loss {written['final_loss']}, {written['wall_s']:.0f} s)")
-    return written
+        return len(rows), encode_rows(base, rows, cfg.cutoff)
+
+    def record(_base: Base, read: int, encoded: EncodedRows) -> dict[str, Any]:
+        return {
+            "rows_read": read,
+            "rows_used": len(encoded.rows),
+            "rows_dropped_over_cutoff": encoded.dropped,
+            "longest_row_tokens": encoded.longest,
+            "data": [str(p) for p in cfg.data],
+        }
+
+    output = Path(cfg.output)
+    job = Job(
+        name="rsft",
+        title="R-SFT",
+        rows="rows",
+        encode=encode,
+        trainer=lambda base, encoded, device: _trainer(
+            cfg, base, encoded, output, device, callbacks
+        ),
+        record=record,
+    )
+    return fit(job, cfg.model, output, cfg)
 
 
 def _trainer(
@@ -174,23 +165,10 @@ def _trainer(
     )
 
 
-def _report_rows(read: int, encoded: EncodedRows, cutoff: int) -> None:
-    if encoded.dropped:
-        say(f"dropped {encoded.dropped} of {read} rows longer than --cutoff {cutoff} tokens")
-    if not encoded.rows:
-        raise TrainError(
-            f"every row is longer than --cutoff {cutoff} tokens", hint="raise --cutoff"
-        )
-
-
-def _resuming(checkpoint: Path | None) -> str:
-    return f", resuming from {checkpoint.name}" if checkpoint else ""
-
-
 def build_parser() -> argparse.ArgumentParser:
     defaults = RSFTConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m export.rsft",
+        prog="python -m export.train.rsft",
         description=(
             "Reasoning SFT: fine-tune a base model on GuardReasoner traces (loss on the trace\n"
             "only), with exactly the input ids guardcli feeds the converted model."
@@ -231,16 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_sources(RSFTConfig, flags_of(args), PRESETS)
-        train(cfg)
-    except GuardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: checkpoints kept; rerun with --resume to continue", file=sys.stderr)
-        return 130
+    return run_main(
+        build_parser(),
+        _run,
+        argv,
+        interrupted="interrupted: checkpoints kept; rerun with --resume to continue",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_sources(RSFTConfig, flags_of(args), PRESETS)
+    train(cfg)
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The model export.fast_sft trains: a causal LM split into frozen lower layers and LoRA-adapted
-upper ones, with the frozen part's output cached per row (it cannot change during training).
+"""The model export.train.fast_sft trains: a causal LM split into frozen lower layers and
+LoRA-adapted upper ones, with the frozen part's output cached per row (it cannot change during
+training).
 
 It runs the transformers Llama layers itself (embeddings, rotary tables, each decoder layer,
 the final norm) so that the frozen layers can be skipped for a cached row and the LM head can
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from export.sft_data import Sequence_
+from export.train.sft_data import Sequence_
 
 # every linear layer of a Llama block (peft's "all-linear"; a list, so layers can be chosen)
 LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -1,7 +1,7 @@
 """The prompt-harm validation split of the labelled training prompts, fixed once.
 
-    python -m export.splits write   # models/nano/validation.lines from the prompts file
-    python -m export.splits check   # regenerate both halves, compare with the committed hash
+    python -m export.data.splits write   # models/nano/validation.lines from the prompts file
+    python -m export.data.splits check   # regenerate both halves, compare with the committed hash
 
 ``../shared/data/extra/guardreasoner_train_prompts.jsonl`` is the only prompt set here with real
 harmless prompts, so it is where false positives and fast-mode ranking are measured. A seeded,
@@ -23,6 +23,8 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from export.cli import run_main
 
 PROMPTS = Path("../shared/data/extra/guardreasoner_train_prompts.jsonl")
 LINES = Path("models/nano/validation.lines")
@@ -102,7 +104,7 @@ def write_lines(path: Path, lines: set[int], rows_digest: str) -> None:
     header = (
         f"# guardcli nano validation split: {len(lines)} line numbers of {PROMPTS.name}\n"
         f"# stratified by (source, request), fraction {FRACTION}, seed {SEED}; never trained on\n"
-        f"# sha256 of the selected rows (python -m export.splits check): {rows_digest}\n"
+        f"# sha256 of the selected rows (python -m export.data.splits check): {rows_digest}\n"
     )
     path.write_text(header + "".join(f"{n}\n" for n in sorted(lines)), encoding="utf-8")
 
@@ -138,13 +140,20 @@ def write_jsonl(rows: list[Labelled], path: Path) -> None:
             handle.write(json.dumps(item, ensure_ascii=False) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.splits", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export.data.splits", description=__doc__)
     parser.add_argument("action", choices=("write", "check", "export"))
     parser.add_argument("--prompts", type=Path, default=PROMPTS)
     parser.add_argument("--lines", type=Path, default=LINES)
     parser.add_argument("--output", type=Path, help="export: the validation JSONL to write")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     rows = read_prompts(args.prompts)
     if args.action == "write":
         chosen = choose_validation(rows)

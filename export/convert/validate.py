@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from export import ConvertError
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input, split_input
+from guardcli.errors import UsageError
 
 # Realistic GuardReasoner inputs: every task shape the model sees (prompt only, refusal,
 # harmful compliance, benign compliance), short and long, plain and with code/Unicode.
@@ -88,7 +88,7 @@ def file_texts(path: Path, count: int) -> list[str]:
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConvertError(f"--validation-file {path}: {exc}") from exc
+        raise UsageError(f"--validation-file {path}: {exc}") from exc
     try:
         data = json.loads(raw)
         items = data if isinstance(data, list) else [data]
@@ -96,7 +96,7 @@ def file_texts(path: Path, count: int) -> list[str]:
         try:
             items = [json.loads(line) for line in raw.splitlines() if line.strip()]
         except ValueError as exc:
-            raise ConvertError(f"--validation-file {path}: neither JSON nor JSONL ({exc})") from exc
+            raise UsageError(f"--validation-file {path}: neither JSON nor JSONL ({exc})") from exc
     texts: list[str] = []
     for item in items:
         if not isinstance(item, dict):
@@ -108,7 +108,7 @@ def file_texts(path: Path, count: int) -> list[str]:
         if len(texts) == count:
             break
     if not texts:
-        raise ConvertError(
+        raise UsageError(
             f"--validation-file {path}: no GuardReasoner items "
             '(expected {"instruction", "input", "output"} or {"prompt"} records)'
         )

@@ -1,0 +1,145 @@
+"""HS-DPO step 1, ``sample``: k outputs per training input from the R-SFT model (and the
+diversity models and traces), appended chunk by chunk to ``DIR/samples.jsonl`` so a killed
+run continues where it stopped; each chunk seeded from ``--seed`` and its first input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from export.train.hsdpo_config import HSDPOConfig
+from export.train.mining import SampleRow, input_id
+from export.train.runlog import say
+from guardcli.core.prompt import build_input
+from guardcli.errors import UsageError
+from guardcli.eval.labelled import LabelledSample, implied
+
+
+def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
+    """Training inputs with gold labels (read by guardcli.eval.labelled), deduplicated by text."""
+    from guardcli.core.records import Skip
+    from guardcli.eval.labelled import load_labelled
+
+    rows: dict[str, SampleRow] = {}
+    skipped = 0
+    for path in paths:
+        for found in load_labelled(path):
+            if isinstance(found, Skip):
+                skipped += 1
+                say(f"skipped {found.source}: {found.reason}")
+                continue
+            row = _row_of(found)
+            rows.setdefault(row.input_id, row)
+    if skipped:
+        say(f"{skipped} record(s) without usable gold labels skipped")
+    return list(rows.values())
+
+
+def _row_of(item: LabelledSample) -> SampleRow:
+    item = implied(item)
+    text = build_input(item.sample.prompt, item.sample.response)
+    return SampleRow(input_id(text), text, item.gold)
+
+
+def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
+    """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict}."""
+    from guardcli.core.records import Skip
+    from guardcli.eval.labelled import load_predictions
+
+    found: dict[str, tuple[SampleRow, list[dict[str, str]]]] = {}
+    for path in paths:
+        for item in load_predictions(path):
+            if isinstance(item, Skip):
+                say(f"skipped {item.source}: {item.reason}")
+                continue
+            row = _row_of(item.item)
+            found.setdefault(row.input_id, (row, []))[1].append(
+                {"source": f"trace:{Path(path).name}", "text": item.output}
+            )
+    return found
+
+
+def sample(cfg: HSDPOConfig) -> Path:
+    """Step 1: write samples.jsonl (continuing a partial file); skipped when complete."""
+    path = cfg.samples_path
+    if not cfg.data:
+        raise UsageError("sample needs --data (the R-SFT training files)")
+    from guardcli.eval.judge import pick
+
+    rows = labelled_inputs(cfg.data)
+    traces = extra_traces(cfg.extra_traces)
+    known = {r.input_id for r in rows}
+    rows += [row for key, (row, _) in traces.items() if key not in known]  # labelled by the file
+    # --limit: a seeded random subset (in file order) of every input, the traces' own too;
+    # training files are grouped by benchmark, so the first N would all come from one source.
+    rows = pick(rows, cfg.limit, cfg.seed)
+    done = _finished_ids(path)
+    todo = [r for r in rows if r.input_id not in done]
+    if not todo:
+        say(f"sample: {path} is complete ({len(done)} inputs), skipped")
+        return path
+    if not cfg.model and cfg.k > 0:
+        raise UsageError("sample needs --model (the R-SFT checkpoint) or --k 0")
+    models = [cfg.sample_model or cfg.model, *cfg.extra_models] if cfg.k > 0 else []
+    say(f"sample: {len(todo)} inputs x {cfg.k} outputs from {len(models)} model(s)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        for start in range(0, len(todo), cfg.chunk):
+            chunk = todo[start : start + cfg.chunk]
+            _sample_chunk(chunk, models, cfg)
+            for row in chunk:
+                row.outputs.extend(traces.get(row.input_id, (row, []))[1])
+                out.write(row.to_json() + "\n")
+            out.flush()
+            say(f"sample: {len(done) + start + len(chunk)}/{len(done) + len(todo)} inputs")
+    return path
+
+
+def _sample_chunk(chunk: list[SampleRow], models: Sequence[str], cfg: HSDPOConfig) -> None:
+    if not models:
+        return
+    from export.sampling.generate import SamplingConfig, sample_outputs
+
+    sampling = SamplingConfig(
+        k=cfg.k,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=chunk_seed(cfg.seed, chunk[0].input_id),
+        batch_size=cfg.sample_batch_size,
+    )
+    for model in models:
+        outputs = sample_outputs(model, [r.prompt for r in chunk], sampling, device=cfg.device)
+        for row, texts in zip(chunk, outputs, strict=True):
+            row.outputs.extend({"source": f"model:{model}", "text": t} for t in texts)
+
+
+def chunk_seed(seed: int, first_input_id: str) -> int:
+    """A sampling seed per chunk: chunks never replay one random stream, and a chunk sampled
+    again (after a kill) draws the same outputs as long as it starts at the same input."""
+    digest = hashlib.sha256(f"{seed}:{first_input_id}".encode()).hexdigest()
+    return int(digest[:7], 16)
+
+
+def _finished_ids(path: Path) -> set[str]:
+    """Ids already in samples.jsonl; a last line cut off by a kill is dropped from the file."""
+    if not path.is_file():
+        return set()
+    ids: set[str] = set()
+    good = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break  # the write of this line never finished
+            try:
+                ids.add(json.loads(line)["input_id"])
+            except (ValueError, KeyError, TypeError):
+                break
+            good += len(line)
+    if good < path.stat().st_size:
+        with path.open("r+b") as handle:
+            handle.truncate(good)
+    return ids
