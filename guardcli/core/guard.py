@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from guardcli.core.engine import Engine
+from guardcli.core.injection import screen, worst
 from guardcli.core.parse import answers_complete, parse
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Generation, Label, Result, Sample
@@ -147,10 +148,45 @@ class Guard:
         on_text: TextCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> list[Result]:
-        """Judge ``samples`` in the configured mode; results in input order."""
+        """Judge ``samples`` in the configured mode; results in input order.
+
+        A sample carrying template markers (guardcli.core.injection) is judged twice: as the
+        model reads it neutralised, and with the recognised spans stripped; the more flagged
+        verdict stands, so planted text can add flags but not remove them. Only the first
+        judgement streams to ``on_text``.
+        """
+        screens = [screen(sample) for sample in samples]
+        extra = [row for row, s in enumerate(screens) if s.stripped is not None]
+        variants = [s.model for s in screens] + [screens[row].stripped for row in extra]
+        careful = [bool(s.kinds) for s in screens] + [False] * len(extra)
+        count = len(samples)
+
+        def primary_text(row: int, piece: str) -> None:
+            if on_text is not None and row < count:
+                on_text(row, piece)
+
+        judged = self._judge(variants, careful, on_text=primary_text, cancelled=cancelled)
+        results = []
+        for row, (sample, screened) in enumerate(zip(samples, screens, strict=True)):
+            result = judged[row]
+            if screened.stripped is not None:
+                result = worst(result, judged[count + extra.index(row)])
+            results.append(replace(result, sample=sample, injection=screened.kinds))
+        return results
+
+    def _judge(
+        self,
+        samples: Sequence[Sample],
+        careful: Sequence[bool],
+        *,
+        on_text: TextCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        """``classify_batch`` for samples already screened; ``careful`` rows never stop at
+        an Answers block, only at the end of the model's output."""
         mode = self.options.mode
         if mode == "reason" or not samples:
-            return self.reason_batch(samples, on_text=on_text, cancelled=cancelled)
+            return self.reason_batch(samples, on_text=on_text, cancelled=cancelled, careful=careful)
         fast = [self.triage(sample, cancelled=cancelled) for sample in samples]
         if mode == "fast":
             return fast
@@ -163,7 +199,10 @@ class Guard:
                 on_text(todo[row], piece)
 
         reasoned = self.reason_batch(
-            [samples[row] for row in todo], on_text=on_subset_text, cancelled=cancelled
+            [samples[row] for row in todo],
+            on_text=on_subset_text,
+            cancelled=cancelled,
+            careful=[careful[row] for row in todo],
         )
         results = list(fast)
         for row, deep in zip(todo, reasoned, strict=True):
@@ -204,10 +243,14 @@ class Guard:
         *,
         on_text: TextCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
+        careful: Sequence[bool] | None = None,
     ) -> list[Result]:
-        """Full reasoning for every sample, generated as one batch."""
+        """Full reasoning for every sample, generated as one batch. A ``careful`` row (its
+        input quoted template markers) runs to the end of the model's output: a block the
+        model quotes mid-reasoning must not end it, and parse reads the last one."""
         if not samples:
             return []
+        stops = [not c for c in careful] if careful is not None else [True] * len(samples)
         encoded = [self.encode(s) for s in samples]
         streams = [self.codec.stream() for _ in samples]
 
@@ -217,7 +260,9 @@ class Guard:
                 on_text(row, piece)
 
         def should_stop(row: int, _tokens: Sequence[int]) -> bool:
-            return self.options.stop_at_answers and answers_complete(streams[row].text)
+            return (
+                self.options.stop_at_answers and stops[row] and answers_complete(streams[row].text)
+            )
 
         completions = self.engine.generate(
             [e.ids for e in encoded],

@@ -114,3 +114,5 @@ class Result:
     verdict: Verdict
     generation: Generation | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # Kinds of template marker the sample carried (guardcli.core.injection.KINDS); () when none.
+    injection: tuple[str, ...] = ()
