@@ -30,7 +30,8 @@ ENV = {"COLUMNS": "200", "FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTER
 SUMMARY = re.compile(
     r"^guardcli: (?P<scanned>\d+) scanned, (?P<flagged>\d+) flagged "
     r"\(request (?P<request>\d+), response (?P<response>\d+)\), (?P<unparsed>\d+) unparsed, "
-    r"(?P<skipped>\d+) skipped, (?P<truncated>\d+) truncated(?:, \d+ already done)? in [\d.]+s",
+    r"(?P<injected>\d+) with injection markers, (?P<skipped>\d+) skipped, "
+    r"(?P<truncated>\d+) truncated(?:, \d+ already done)? in [\d.]+s",
     re.MULTILINE,
 )
 

@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +20,7 @@ from guardcli.cli.load import open_model
 from guardcli.cli.options import (
     BAND,
     MAX_NEW,
+    AllowInjectionOpt,
     BandOpt,
     BatchOpt,
     Device,
@@ -42,7 +43,7 @@ from guardcli.cli.options import (
     ThreadsOpt,
     pick_format,
 )
-from guardcli.core.gate import fails
+from guardcli.core.gate import fails, injection_fails
 from guardcli.core.guard import DEFAULT_BATCH
 from guardcli.core.records import Sample, Skip
 from guardcli.errors import ExitCode, UsageError, one_of
@@ -62,6 +63,7 @@ class ScanOptions:
     resume: bool = False
     reasoning: bool = False
     fail_on: str = "any"
+    allow_injection: bool = False  # inputs with template markers fail the gate unless set
     strict: bool = False  # exit 2 when anything was skipped
     batch_size: int | None = None  # None: DEFAULT_BATCH, or 1 for live stdin
     dry_run: bool = False
@@ -73,22 +75,28 @@ class ScanSummary:
     """The counts behind the summary line and the exit code."""
 
     fail_on: str = "any"
+    allow_injection: bool = False
     scanned: int = 0
     flagged_request: int = 0
     flagged_response: int = 0
     flagged: int = 0
     unparsed: int = 0
+    injected: int = 0  # inputs carrying template markers (guardcli.core.injection)
     truncated: int = 0
     skipped: int = 0
     resumed: int = 0
     started: float = field(default_factory=time.perf_counter)
 
-    def count(self, *, request: bool, response: bool, parsed: bool) -> None:
-        """One judged sample: whether its request and its response were judged harmful."""
+    def count(
+        self, *, request: bool, response: bool, parsed: bool, injection: Sequence[str] = ()
+    ) -> None:
+        """One judged sample: whether its request and its response were judged harmful, and
+        the template markers its text carried."""
         self.flagged_request += request
         self.flagged_response += response
         self.flagged += fails(self.fail_on, request=request, response=response)
         self.unparsed += not parsed
+        self.injected += bool(injection)
 
     def line(self) -> str:
         took = time.perf_counter() - self.started
@@ -97,6 +105,7 @@ class ScanSummary:
             f"{self.flagged} flagged (request {self.flagged_request}, "
             f"response {self.flagged_response})",
             f"{self.unparsed} unparsed",
+            f"{self.injected} with injection markers",
             f"{self.skipped} skipped",
             f"{self.truncated} truncated",
         ]
@@ -108,10 +117,15 @@ class ScanSummary:
         """2 for skips under --strict; else 1 when something failed the gate. A sample whose
         output gave no verdict fails it too (unless --fail-on none): a guard that could not
         judge must not let a CI gate pass, so a broken model reads as a failure, never as
-        "nothing flagged"."""
+        "nothing flagged". So does an input carrying template markers, unless
+        --allow-injection: text that imitates the guard's verdict is an attack on it."""
         if strict and self.skipped:
             return ExitCode.USAGE
-        gate = self.flagged or (self.unparsed and self.fail_on != "none")
+        gate = (
+            self.flagged
+            or (self.unparsed and self.fail_on != "none")
+            or injection_fails(self.injected, allow_injection=self.allow_injection)
+        )
         return ExitCode.FLAGGED if gate else ExitCode.OK
 
 
@@ -136,6 +150,7 @@ def scan(
     ] = False,
     reasoning: ReasoningOpt = False,
     fail_on: FailOnOpt = FailOn.any,
+    allow_injection: AllowInjectionOpt = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 if any input was skipped.")
     ] = False,
@@ -197,6 +212,7 @@ def scan(
             resume=resume,
             reasoning=reasoning,
             fail_on=fail_on.value,
+            allow_injection=allow_injection,
             strict=strict,
             batch_size=batch_size,
             dry_run=dry_run,
@@ -208,7 +224,7 @@ def scan(
 def run_scan(options: ScanOptions) -> ExitCode:
     from guardcli.io.inputs import iter_samples
 
-    summary = ScanSummary(options.fail_on)
+    summary = ScanSummary(options.fail_on, options.allow_injection)
     items = iter_samples(options.paths, options.inputs, stdin=sys.stdin)  # a typo fails here
 
     def reported() -> Iterator[Sample]:
@@ -257,6 +273,12 @@ def run_scan(options: ScanOptions) -> ExitCode:
         return ExitCode.INTERRUPTED
     if summary.truncated:
         say(f"guardcli: warning: {summary.truncated} inputs were truncated to fit the context")
+    if summary.injected:
+        say(
+            f"guardcli: warning: {summary.injected} inputs carry text shaped like the guard's "
+            "own template (see the injection field)"
+            + ("" if options.allow_injection else "; they fail the gate (--allow-injection)")
+        )
     if not options.quiet:
         say(summary.line())
     return summary.exit_code(options.strict)
@@ -290,6 +312,7 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
             request=record.get("request") == "harmful",
             response=record.get("response") == "harmful",
             parsed=record.get("status") != "failed",
+            injection=record.get("injection") or (),
         )
 
 
@@ -320,6 +343,7 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
                     request=verdict.request_harmful,
                     response=verdict.response_harmful,
                     parsed=verdict.parsed,
+                    injection=result.injection,
                 )
                 if result.generation is not None:
                     summary.truncated += result.generation.truncated_input
@@ -333,6 +357,7 @@ def _moderate(samples, guard, stream, fmt, options, summary) -> None:  # noqa: A
 
 def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSummary) -> ExitCode:
     """Write each exact model input as soon as its sample is read; never touch a model."""
+    from guardcli.core.injection import screen
     from guardcli.core.prompt import build_input
     from guardcli.io.outputs import json_line
 
@@ -343,7 +368,13 @@ def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSumma
     count = 0
     try:
         for sample in samples:
-            record = {"id": sample.id, "input": build_input(sample.prompt, sample.response)}
+            screened = screen(sample)  # what the model reads: markers neutralised
+            model = screened.model
+            record = {
+                "id": sample.id,
+                "input": build_input(model.prompt, model.response),
+                "injection": list(screened.kinds),
+            }
             stream.write(json_line(record) + "\n")
             stream.flush()
             count += 1

@@ -117,18 +117,21 @@ def detect(text: str | None) -> tuple[str, ...]:
 
 
 def neutralise(text: str) -> str:
-    """What the model reads: ``text`` itself when it has no marker; else folded, with every
-    marker word inside a recognised span bracketed."""
+    """What the model reads: ``text`` itself when it has no marker; else with every marker
+    word inside a recognised span bracketed. The text is folded first only when folding
+    reveals markers the raw text hides, so the rest of a marked text stays as written."""
+    spans = _spans(text)
     folded = fold(text)
-    spans = _spans(folded)
+    if {kind for kind, _, _ in spans} != {kind for kind, _, _ in _spans(folded)}:
+        text, spans = folded, _spans(folded)
     if not spans:
         return text
     out, pos = [], 0
     for start, end in _merged(spans):
-        out.append(folded[pos:start])
-        out.append(_WORDS.sub(lambda m: f"[{m.group(0)}]", folded[start:end]))
+        out.append(text[pos:start])
+        out.append(_WORDS.sub(lambda m: f"[{m.group(0)}]", text[start:end]))
         pos = end
-    out.append(folded[pos:])
+    out.append(text[pos:])
     return "".join(out)
 
 

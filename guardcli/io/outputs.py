@@ -27,6 +27,7 @@ FIELDS = (
     "source",
     *TASK_FIELDS,  # request, completion, response
     "flagged",
+    "injection",  # the template markers the input carried (guardcli.core.injection.KINDS)
     "status",
     "prompt_tokens",
     "output_tokens",
@@ -50,6 +51,7 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
         "source": result.sample.source,
         **{field: getattr(verdict, field).value for field in TASK_FIELDS},
         "flagged": flagged(verdict, fail_on),
+        "injection": list(result.injection),
         "status": verdict.status.value,
         "prompt_tokens": generation.prompt_tokens if generation else None,
         **generation_fields(generation),
@@ -163,6 +165,7 @@ class CsvWriter(Writer):
         record = self.record(result)
         if "reasoning" in record:
             record["reasoning"] = record["reasoning"]["text"]
+        record["injection"] = ";".join(record["injection"])  # a cell per kind list, "" if none
         row = {key: _csv_cell(value) for key, value in record.items()}
         if self._writer is None:
             self._writer = csv.DictWriter(self.stream, fieldnames=list(row), extrasaction="ignore")
@@ -235,6 +238,9 @@ class TableWriter(Writer):
         scored = any(record["request_score"] is not None for record in self.rows)
         if scored:
             table.add_column("p(harm) req/resp", justify="right", no_wrap=True)
+        injected = any(record["injection"] for record in self.rows)
+        if injected:
+            table.add_column("injection", overflow="fold")
         for record in self.rows:
             table.add_row(
                 # Untrusted: cleaned, and a Text so rich never reads it as markup.
@@ -245,6 +251,7 @@ class TableWriter(Writer):
                 _tokens(record),
                 "-" if record["latency_ms"] is None else f"{record['latency_ms'] / 1000:.1f}s",
                 *([_harm_scores(record)] if scored else []),
+                *([_injection(record["injection"])] if injected else []),
             )
         return table
 
@@ -256,6 +263,11 @@ def _label(value: str) -> str:
     """Labels and statuses are our own enum values, so styling them is safe."""
     style = _STYLES.get(value)
     return f"[{style}]{value}[/]" if style else value
+
+
+def _injection(kinds: list[str]) -> str:
+    """Our own vocabulary (guardcli.core.injection.KINDS), so styling it is safe."""
+    return f"[bold red]{', '.join(kinds)}[/]" if kinds else "-"
 
 
 def _harm_scores(record: dict[str, Any]) -> str:
