@@ -359,12 +359,14 @@ def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSumma
     """Write each exact model input as soon as its sample is read; never touch a model."""
     from guardcli.core.injection import screen
     from guardcli.core.prompt import build_input
-    from guardcli.io.outputs import json_line
+    from guardcli.io.outputs import is_terminal, json_line
+    from guardcli.io.sanitize import terminal_json
 
     if options.resume:
         raise UsageError("--dry-run cannot --resume", hint="drop --resume")
     check_output(options.output, resume=False, fmt=Format.jsonl.value)
     stream = _stream(options.output, append=False)
+    shown = is_terminal(stream)
     count = 0
     try:
         for sample in samples:
@@ -375,7 +377,8 @@ def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSumma
                 "input": build_input(model.prompt, model.response),
                 "injection": list(screened.kinds),
             }
-            stream.write(json_line(record) + "\n")
+            line = json_line(record)
+            stream.write((terminal_json(line) if shown else line) + "\n")
             stream.flush()
             count += 1
     finally:
