@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import stat
 import sys
 import time
@@ -227,14 +228,22 @@ def run_scan(options: ScanOptions) -> ExitCode:
     summary = ScanSummary(options.fail_on, options.allow_injection)
     items = iter_samples(options.paths, options.inputs, stdin=sys.stdin)  # a typo fails here
 
+    noted: set[str] = set()
+
     def reported() -> Iterator[Sample]:
-        """Samples as they are read; each Skip is reported and counted on the way."""
+        """Samples as they are read; each Skip is reported and counted on the way, and each
+        file that was not UTF-8 is named once with the encoding it was read in."""
         for item in items:
             if isinstance(item, Skip):
                 summary.skipped += 1
                 say_skip(item)
-            else:
-                yield item
+                continue
+            if item.encoding:
+                where = re.sub(r"(:\d+|#\d+)$", "", item.source)
+                if where not in noted:
+                    noted.add(where)
+                    say(f"guardcli: note: {where} is not UTF-8; read as {item.encoding}")
+            yield item
 
     if options.dry_run:
         return _dry_run(reported(), options, summary)

@@ -38,6 +38,7 @@ class Sample:
     prompt: str
     response: str | None = None
     source: str = ""
+    encoding: str = ""  # the text encoding it was read in, when not UTF-8 (guardcli.io.walk)
 
 
 @dataclass(frozen=True)
