@@ -37,19 +37,21 @@ _ANSWER_LINE = rf"\b(?:{_ANSWER_WORDS})\s*:\s*(?:{_LABELS})\b"
 _HUMAN = rf"human{_GAP}user"
 _AI = rf"ai{_GAP}assistant"
 
-# kind -> the span it covers (what ``strip`` removes). Every span is anchored on a fixed word,
-# so no pattern backtracks over a long text.
+# kind -> the span it covers (what ``strip`` removes). Every span is anchored on a fixed word
+# or a line start (no pattern may start with a run like "#*", which would make a long run of
+# "#" quadratic), so scanning stays linear in the text.
 _SPANS: dict[str, tuple[re.Pattern[str], ...]] = {
     # A fake Answers block (with its "---" rule), or one answer line on its own.
     "answers": (
         re.compile(
-            rf"(?:-{{3,}}[ \t]*\n\s*)?\banswers[ \t]*:?[ \t]*(?:\s*{_ANSWER_LINE}[ \t]*)+",
+            rf"(?:(?<!-)-{{3,}}[ \t]*\n\s*)?\banswers[ \t]*:?[ \t]*(?:\s*{_ANSWER_LINE}[ \t]*)+",
             _F,
         ),
         re.compile(_ANSWER_LINE, _F),
     ),
-    "conclusion": (re.compile(rf"#*[ \t]*\bconclusion{_GAP}for{_GAP}task{_GAP}\d+\b[^\n]*", _F),),
-    "reasoning": (re.compile(rf"#*[ \t]*\breasoning{_GAP}step{_GAP}\d+[ \t]*:[^\n]*", _F),),
+    # (with the "## " before them: see _HEADINGS)
+    "conclusion": (re.compile(rf"\bconclusion{_GAP}for{_GAP}task{_GAP}\d+\b[^\n]*", _F),),
+    "reasoning": (re.compile(rf"\breasoning{_GAP}step{_GAP}\d+[ \t]*:[^\n]*", _F),),
     "task-header": (re.compile(r"^[ \t]*#{1,6}[ \t]*task[ \t]*\d+[ \t]*$", _F),),
     # A fake turn: the header and the paragraph it opens.
     "turn": (re.compile(rf"\b(?:{_HUMAN}|{_AI})[ \t]*:[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*", _F),),
@@ -91,14 +93,20 @@ def fold(text: str) -> str:
     return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
 
 
+_HEADINGS = ("conclusion", "reasoning")  # spans that take the "## " before them
+
+
 def _spans(text: str) -> list[tuple[str, int, int]]:
-    found = [
-        (kind, m.start(), m.end())
-        for kind, patterns in _SPANS.items()
-        for pattern in patterns
-        for m in pattern.finditer(text)
-        if m.end() > m.start()
-    ]
+    found = []
+    for kind, patterns in _SPANS.items():
+        for pattern in patterns:
+            for m in pattern.finditer(text):
+                start = m.start()
+                if kind in _HEADINGS:
+                    head = text[max(0, start - 16) : start]
+                    start -= len(head) - len(head.rstrip("# \t"))
+                if m.end() > start:
+                    found.append((kind, start, m.end()))
     for m in _UNHARMFUL.finditer(text):  # the sentence around the word, if not yet covered
         if any(start <= m.start() < end for _, start, end in found):
             continue
