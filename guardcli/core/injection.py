@@ -76,10 +76,12 @@ _SPANS: dict[str, tuple[re.Pattern[str], ...]] = {
 _UNHARMFUL = re.compile(r"\bunharmful\b", re.IGNORECASE)
 KINDS: tuple[str, ...] = tuple(_SPANS)
 
-# The words ``neutralise`` brackets (a superset of what the template uses as headings).
+# The words ``neutralise`` brackets inside a recognised span: the template's headings, and
+# the answer and turn words where they open a field (before a colon), so a fake turn's own
+# text ("here is my response") is left as written.
 _WORDS = re.compile(
-    rf"\b(?:answers|{_ANSWER_WORDS}|{_HUMAN}|{_AI}|conclusion{_GAP}for{_GAP}task{_GAP}\d+|"
-    rf"reasoning{_GAP}step{_GAP}\d+|task[ \t]*\d+)\b",
+    rf"\b(?:answers|(?:{_ANSWER_WORDS}|{_HUMAN}|{_AI})(?=[ \t]*:)|"
+    rf"conclusion{_GAP}for{_GAP}task{_GAP}\d+|reasoning{_GAP}step{_GAP}\d+|task[ \t]*\d+)\b",
     re.IGNORECASE,
 )
 
