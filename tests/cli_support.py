@@ -32,7 +32,8 @@ SUMMARY = re.compile(
     r"(?: \((?P<now>\d+) now, (?P<resumed>\d+) already done\))?, "
     r"(?P<flagged>\d+) flagged "
     r"\(request (?P<request>\d+), response (?P<response>\d+)\), (?P<unparsed>\d+) unparsed, "
-    r"(?P<skipped>\d+) skipped, (?P<truncated>\d+) truncated"
+    r"(?P<injected>\d+) with injection markers, (?P<skipped>\d+) skipped, "
+    r"(?P<truncated>\d+) truncated"
     r"(?:, \d+ in other shards \(this is shard \d+/\d+\))? in [\d.]+s",
     re.MULTILINE,
 )

@@ -86,6 +86,7 @@ def test_resume_after_a_kill_equals_a_clean_run(tmp_path, fixture_bundle):
         "request": 6,
         "response": 2,
         "unparsed": 0,
+        "injected": 0,
         "skipped": 0,
         "truncated": 0,
     }

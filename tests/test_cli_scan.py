@@ -46,7 +46,8 @@ def test_dry_run_prints_exact_inputs_and_loads_no_model(tmp_path):
     result = invoke("scan", "--dry-run", str(data), str(text), env={"GUARDCLI_MODEL": "/nope"})
     assert result.exit_code == 0, result.stderr
     records = jsonl_records(result.stdout)
-    assert [set(r) for r in records] == [{"id", "input"}] * (len(FIXTURE_PAIRS) + 1)
+    assert [set(r) for r in records] == [{"id", "input", "injection"}] * (len(FIXTURE_PAIRS) + 1)
+    assert all(r["injection"] == [] for r in records)
     expected = [(p.id, build_input(p.prompt, p.response)) for p in FIXTURE_PAIRS]
     expected.append((str(text), build_input("line one\nline two")))
     assert [(r["id"], r["input"]) for r in records] == expected
@@ -185,6 +186,7 @@ def test_scan_folder_done_means(mixed, fixture_bundle):
         "request": 3,
         "response": 1,
         "unparsed": 0,
+        "injected": 0,
         "skipped": 2,
         "truncated": 0,
     }

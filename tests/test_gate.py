@@ -28,6 +28,23 @@ def test_unparsed_verdicts_fail_the_gate(fail_on, flagged, unparsed, code):
     assert summary.exit_code(strict=False) == code
 
 
+@pytest.mark.parametrize(
+    ("fail_on", "allow", "injected", "code"),
+    [
+        ("any", False, 0, 0),
+        ("any", False, 1, 1),  # planted template text: fails closed, whatever the labels
+        ("none", False, 2, 1),  # even with the label gate off
+        ("any", True, 3, 0),  # --allow-injection: the labels alone decide
+    ],
+)
+def test_injections_fail_the_gate_unless_allowed(fail_on, allow, injected, code):
+    summary = ScanSummary(fail_on, allow)
+    for _ in range(injected):
+        summary.count(request=False, response=False, parsed=True, injection=("answers",))
+    assert summary.injected == injected
+    assert summary.exit_code(strict=False) == code
+
+
 @pytest.mark.slow
 def test_a_scan_whose_outputs_never_reach_an_answer_exits_1(fixture_bundle, tmp_path):
     """Four new tokens are too few for any Answers block: every verdict is unparsed, none is

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_mixed_folder(mixed: Path):
         ("Sample", f"{d}/data.csv:4", "r2"),
         ("Skip", f"{d}/empty.txt", "empty file - nothing to scan"),
         ("Skip", f"{d}/image.png", "binary file - not text; exclude it with --exclude"),
-        ("Skip", f"{d}/latin1.txt", "invalid UTF-8 at line 3 - re-encode the file as UTF-8"),
+        ("Sample", f"{d}/latin1.txt", f"{d}/latin1.txt"),  # judged, read as Windows-1252
         (
             "Skip",
             f"{d}/nofield.csv",
@@ -129,6 +130,9 @@ def test_mixed_folder(mixed: Path):
     ]
     by_source = {item.source: item for item in samples(items)}
     assert by_source[f"{d}/a.txt"].prompt == "What is 2+2?"
+    assert by_source[f"{d}/a.txt"].encoding == ""  # UTF-8
+    latin1 = by_source[f"{d}/latin1.txt"]
+    assert (latin1.prompt, latin1.encoding) == ("ok\nstill ok\ncafé", "cp1252")
     assert by_source[f"{d}/a.txt"].response is None
     assert by_source[f"{d}/b.md"].prompt == "# Notes\n\nSecond paragraph"
     assert by_source[f"{d}/bench.json#1"].prompt == "How do I bake?"
@@ -169,11 +173,12 @@ def test_a_file_named_explicitly_is_always_read(mixed: Path):
 def test_explicit_unknown_suffix_is_text(tmp_path: Path):
     (tmp_path / "prompt").write_text("no suffix at all", encoding="utf-8")
     (tmp_path / "bad.log").write_bytes(b"fine\n\xff\n")
-    items = run([tmp_path / "prompt", tmp_path / "bad.log"])
+    noise = random.Random(0).randbytes(2000).replace(b"\0", b"").replace(b"\n", b"")
+    (tmp_path / "worse.log").write_bytes(b"fine\n" + noise + b"\n")
+    items = run([tmp_path / "prompt", tmp_path / "bad.log", tmp_path / "worse.log"])
     assert items[0].prompt == "no suffix at all"
-    assert items[1] == Skip(
-        str(tmp_path / "bad.log"), "invalid UTF-8 at line 2 - re-encode the file as UTF-8"
-    )
+    assert (items[1].prompt, items[1].encoding) == ("fine\nÿ", "cp1252")
+    assert isinstance(items[2], Skip) and items[2].reason.startswith("not text at line 2")
 
 
 def test_split_lines_and_paragraphs(tmp_path: Path):
@@ -384,8 +389,8 @@ def test_stdin_explicit_formats():
 def test_stdin_bytes_bom_bad_utf8_and_binary():
     with_bom = run(["-"], stdin=io.BytesIO(b'\xef\xbb\xbf{"prompt": "p"}\n'))
     assert [s.prompt for s in with_bom] == ["p"]
-    bad = run(["-"], stdin=io.BytesIO(b"line one\nline \xe9\n"))
-    assert bad == [Skip("<stdin>", "invalid UTF-8 at line 2 - re-encode the input as UTF-8")]
+    latin = run(["-"], stdin=io.BytesIO(b"line one\nline \xe9\n"))
+    assert [(s.prompt, s.encoding) for s in latin] == [("line one\nline é", "cp1252")]
     binary = run(["-"], stdin=io.BytesIO(b"\x00\x01\x02"))
     assert [type(item) for item in binary] == [Skip]
 

@@ -62,6 +62,7 @@ def test_result_record_shape():
         "completion": "compliance",
         "response": "harmful",
         "flagged": True,
+        "injection": [],
         "status": "ok",
         "prompt_tokens": 120,
         "output_tokens": 45,
@@ -147,7 +148,16 @@ def test_csv_quotes_newlines_and_commas():
         writer.write(make_result("plain", SAFE, generation=None))
     rows = list(csv.reader(io.StringIO(stream.getvalue())))
     assert rows[0] == [*FIELDS, "reasoning"]
-    assert rows[1][:7] == [tricky, "a,b.csv:2", "harmful", "compliance", "harmful", "true", "ok"]
+    assert rows[1][:8] == [
+        tricky,
+        "a,b.csv:2",
+        "harmful",
+        "compliance",
+        "harmful",
+        "true",
+        "",
+        "ok",
+    ]
     assert rows[1][-1] == OUTPUT  # the raw reasoning text, newlines and all
     assert rows[2][5] == "false"
     assert len(rows) == 3

@@ -251,4 +251,5 @@ def _count(summary: ScanSummary, record: dict) -> None:
         request=record.get("request") == "harmful",
         response=record.get("response") == "harmful",
         parsed=record.get("status") != "failed",
+        injection=record.get("injection") or (),
     )

@@ -14,6 +14,7 @@ from guardcli.cli.load import open_model
 from guardcli.cli.options import (
     BAND,
     MAX_NEW,
+    AllowInjectionOpt,
     BandOpt,
     Device,
     DeviceOpt,
@@ -33,7 +34,7 @@ from guardcli.cli.options import (
     ThreadsOpt,
     pick_format,
 )
-from guardcli.core.gate import flagged
+from guardcli.core.gate import flagged, injection_fails
 from guardcli.core.records import Sample
 from guardcli.errors import ExitCode
 
@@ -48,6 +49,7 @@ class ClassifyOptions:
     fmt: Format | None = None  # None: a table on a terminal, else JSONL
     reasoning: bool = False
     fail_on: str = "any"
+    allow_injection: bool = False
 
 
 def classify(
@@ -66,6 +68,7 @@ def classify(
     fmt: FormatOpt = None,
     reasoning: ReasoningOpt = False,
     fail_on: FailOnOpt = FailOn.any,
+    allow_injection: AllowInjectionOpt = False,
     max_new_tokens: MaxNewOpt = MAX_NEW,
     max_input_tokens: MaxInOpt = None,
 ) -> None:
@@ -88,6 +91,7 @@ def classify(
             fmt=fmt,
             reasoning=reasoning,
             fail_on=fail_on.value,
+            allow_injection=allow_injection,
         )
         raise typer.Exit(int(run_classify(options)))
 
@@ -103,9 +107,16 @@ def run_classify(options: ClassifyOptions) -> ExitCode:
         return ExitCode.INTERRUPTED
     if result.generation is not None and result.generation.truncated_input:
         say("guardcli: warning: the input was truncated to fit the context")
+    if result.injection:
+        say(
+            "guardcli: warning: the input carries text shaped like the guard's own template "
+            f"({', '.join(result.injection)})"
+        )
     fmt = pick_format(options.fmt)
     with make_writer(
         fmt.value, sys.stdout, reasoning=options.reasoning, fail_on=options.fail_on
     ) as writer:
         writer.write(result)
-    return ExitCode.FLAGGED if flagged(result.verdict, options.fail_on) else ExitCode.OK
+    injected = injection_fails(len(result.injection), allow_injection=options.allow_injection)
+    gate = flagged(result.verdict, options.fail_on) or injected
+    return ExitCode.FLAGGED if gate else ExitCode.OK

@@ -26,8 +26,12 @@ def stderr():  # noqa: ANN201 - rich.console.Console, imported lazily
 
 
 def say(message: str) -> None:
-    """A diagnostic line on stderr (never markup-interpreted: it may quote user text)."""
-    stderr().print(message, markup=False)
+    """A diagnostic line on stderr. It may quote user text (file names, ids, skip reasons)
+    or a bundle's manifest (its name, its precision), so it is never markup-interpreted and
+    always cleaned: no escape sequence, control or invisible character reaches the terminal."""
+    from guardcli.io.sanitize import clean_terminal
+
+    stderr().print(clean_terminal(message), markup=False)
 
 
 def flat(text: str) -> str:

@@ -378,7 +378,12 @@ def _print_report(results: list, averages: list, options: EvalOptions) -> None:
         data = report.to_json(results, averages, mode=mode, reference=reference)
         typer.echo(json.dumps(data, indent=2))
     elif as_markdown:
-        typer.echo(report.markdown(results, averages, mode=mode, reference=reference), nl=False)
+        text = report.markdown(results, averages, mode=mode, reference=reference)
+        if sys.stdout.isatty():  # benchmark names come from file names
+            from guardcli.io.sanitize import clean_terminal
+
+            text = clean_terminal(text)
+        typer.echo(text, nl=False)
     else:
         from rich.console import Console
 

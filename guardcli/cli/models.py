@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +19,14 @@ def models_list() -> None:
         from guardcli.bundles.manifest import read_manifest
         from guardcli.bundles.paths import models_dir
         from guardcli.bundles.resolve import installed_models, resolve_model
+        from guardcli.io.outputs import is_terminal
+        from guardcli.io.sanitize import one_line
 
+        shown = is_terminal(sys.stdout)  # a bundle copied by hand names itself
         for path in installed_models():
             manifest = read_manifest(path)
-            typer.echo(f"{path.name}\t{manifest.precision}\t{manifest.target}\t{path}")
+            cells = (path.name, manifest.precision, manifest.target, str(path))
+            typer.echo("\t".join(one_line(c, 200) if shown else c for c in cells))
         try:
             resolved = resolve_model(None)
             say(f"guardcli: default model: {resolved.path} [{resolved.origin}]")

@@ -77,6 +77,14 @@ FormatOpt = Annotated[
 ]
 ReasoningOpt = Annotated[bool, typer.Option("--reasoning", help="Include the model's reasoning.")]
 FailOnOpt = Annotated[FailOn, typer.Option(help="Which harmful label makes the exit code 1.")]
+AllowInjectionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-injection",
+        help="Judge inputs carrying template markers by their labels alone "
+        "(by default any such input makes the exit code 1).",
+    ),
+]
 MaxNewOpt = Annotated[int, typer.Option(min=1, help="Generation budget per sample, in tokens.")]
 MaxInOpt = Annotated[
     int | None,

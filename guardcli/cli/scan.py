@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ from guardcli.cli.load import open_model
 from guardcli.cli.options import (
     BAND,
     MAX_NEW,
+    AllowInjectionOpt,
     BandOpt,
     BatchOpt,
     BatchTokensOpt,
@@ -68,6 +70,7 @@ class ScanOptions:
     resume: bool = False
     reasoning: bool = False
     fail_on: str = "any"
+    allow_injection: bool = False  # inputs with template markers fail the gate unless set
     strict: bool = False  # exit 2 when anything was skipped
     batch_size: int | None = None  # None: DEFAULT_BATCH, or 1 for live stdin
     dry_run: bool = False
@@ -103,6 +106,7 @@ def scan(
     ] = False,
     reasoning: ReasoningOpt = False,
     fail_on: FailOnOpt = FailOn.any,
+    allow_injection: AllowInjectionOpt = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 if any input was skipped.")
     ] = False,
@@ -177,6 +181,7 @@ def scan(
             resume=resume,
             reasoning=reasoning,
             fail_on=fail_on.value,
+            allow_injection=allow_injection,
             strict=strict,
             batch_size=batch_size,
             dry_run=dry_run,
@@ -187,7 +192,7 @@ def scan(
 
 
 def run_scan(options: ScanOptions) -> ExitCode:
-    summary = ScanSummary(options.fail_on, shard=options.shard)
+    summary = ScanSummary(options.fail_on, options.allow_injection, shard=options.shard)
     try:
         return _run_scan(options, summary)
     finally:
@@ -200,17 +205,26 @@ def _run_scan(options: ScanOptions, summary: ScanSummary) -> ExitCode:
     items = iter_samples(options.paths, options.inputs, stdin=sys.stdin)  # a typo fails here
     shard = options.shard
 
+    noted: set[str] = set()
+
     def reported() -> Iterator[Sample]:
         """Samples as they are read; each Skip is reported and counted on the way, and so is
-        each sample left to another shard."""
+        each sample left to another shard; each file that was not UTF-8 is named once with
+        the encoding it was read in."""
         for item in items:
             if isinstance(item, Skip):
                 summary.skipped += 1
                 summary.skips(item)
-            elif shard is not None and not shard.keeps(item.id):
+                continue
+            if shard is not None and not shard.keeps(item.id):
                 summary.other_shards += 1
-            else:
-                yield item
+                continue
+            if item.encoding:
+                where = re.sub(r"(:\d+|#\d+)$", "", item.source)
+                if where not in noted:
+                    noted.add(where)
+                    say(f"guardcli: note: {where} is not UTF-8; read as {item.encoding}")
+            yield item
 
     if options.dry_run:
         return _dry_run(reported(), options, summary)
@@ -287,6 +301,7 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
             request=record.get("request") == "harmful",
             response=record.get("response") == "harmful",
             parsed=record.get("status") != "failed",
+            injection=record.get("injection") or (),
         )
 
 
@@ -317,6 +332,7 @@ def _moderate(samples, model, targets, options, summary) -> None:  # noqa: ANN00
                     request=verdict.request_harmful,
                     response=verdict.response_harmful,
                     parsed=verdict.parsed,
+                    injection=result.injection,
                 )
                 if result.generation is not None:
                     summary.truncated += result.generation.truncated_input
@@ -332,18 +348,28 @@ def _moderate(samples, model, targets, options, summary) -> None:  # noqa: ANN00
 
 def _dry_run(samples: Iterable[Sample], options: ScanOptions, summary: ScanSummary) -> ExitCode:
     """Write each exact model input as soon as its sample is read; never touch a model."""
+    from guardcli.core.injection import screen
     from guardcli.core.prompt import build_input
-    from guardcli.io.outputs import json_line
+    from guardcli.io.outputs import is_terminal, json_line
+    from guardcli.io.sanitize import terminal_json
 
     if options.resume:
         raise UsageError("--dry-run cannot --resume", hint="drop --resume")
     check_output(options.output, resume=False, fmt=Format.jsonl.value)
     stream = _stream(options.output, append=False)
+    shown = is_terminal(stream)
     count = 0
     try:
         for sample in samples:
-            record = {"id": sample.id, "input": build_input(sample.prompt, sample.response)}
-            stream.write(json_line(record) + "\n")
+            screened = screen(sample)  # what the model reads: markers neutralised
+            model = screened.model
+            record = {
+                "id": sample.id,
+                "input": build_input(model.prompt, model.response),
+                "injection": list(screened.kinds),
+            }
+            line = json_line(record)
+            stream.write((terminal_json(line) if shown else line) + "\n")
             stream.flush()
             count += 1
     finally:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from guardcli.cli.console import SkipReporter, plural, say
-from guardcli.core.gate import fails
+from guardcli.core.gate import fails, injection_fails
 from guardcli.errors import ExitCode
 from guardcli.io.shard import Shard
 
@@ -16,11 +17,13 @@ class ScanSummary:
     """The counts behind the summary line and the exit code."""
 
     fail_on: str = "any"
+    allow_injection: bool = False
     scanned: int = 0  # the batch's samples: judged now, and resumed ones already judged
     flagged_request: int = 0
     flagged_response: int = 0
     flagged: int = 0
     unparsed: int = 0
+    injected: int = 0  # inputs carrying template markers (guardcli.core.injection)
     truncated: int = 0
     skipped: int = 0
     resumed: int = 0  # of scanned, those already in the resumed --output
@@ -30,12 +33,16 @@ class ScanSummary:
     started: float = field(default_factory=time.perf_counter)
     skips: SkipReporter = field(default_factory=SkipReporter)
 
-    def count(self, *, request: bool, response: bool, parsed: bool) -> None:
-        """One judged sample: whether its request and its response were judged harmful."""
+    def count(
+        self, *, request: bool, response: bool, parsed: bool, injection: Sequence[str] = ()
+    ) -> None:
+        """One judged sample: whether its request and its response were judged harmful, and
+        the template markers its text carried."""
         self.flagged_request += request
         self.flagged_response += response
         self.flagged += fails(self.fail_on, request=request, response=response)
         self.unparsed += not parsed
+        self.injected += bool(injection)
 
     def line(self) -> str:
         took = time.perf_counter() - self.started
@@ -47,6 +54,7 @@ class ScanSummary:
             f"{self.flagged} flagged (request {self.flagged_request}, "
             f"response {self.flagged_response})",
             f"{self.unparsed} unparsed",
+            f"{self.injected} with injection markers",
             f"{self.skipped} skipped",
             f"{self.truncated} truncated",
         ]
@@ -63,6 +71,12 @@ class ScanSummary:
             say(
                 f"guardcli: warning: {plural(self.truncated, 'input')} truncated to fit the context"
             )
+        if self.injected:
+            say(
+                f"guardcli: warning: {plural(self.injected, 'input')} with text shaped like the "
+                "guard's own template (see the injection field)"
+                + ("" if self.allow_injection else "; they fail the gate (--allow-injection)")
+            )
         if self.windowed:
             inputs = plural(self.windowed, "long input")
             say(f"guardcli: {inputs} judged in windows (--long chunk)")
@@ -73,8 +87,13 @@ class ScanSummary:
         """2 for skips under --strict; else 1 when something failed the gate. A sample whose
         output gave no verdict fails it too (unless --fail-on none): a guard that could not
         judge must not let a CI gate pass, so a broken model reads as a failure, never as
-        "nothing flagged"."""
+        "nothing flagged". So does an input carrying template markers, unless
+        --allow-injection: text that imitates the guard's verdict is an attack on it."""
         if strict and self.skipped:
             return ExitCode.USAGE
-        gate = self.flagged or (self.unparsed and self.fail_on != "none")
+        gate = (
+            self.flagged
+            or (self.unparsed and self.fail_on != "none")
+            or injection_fails(self.injected, allow_injection=self.allow_injection)
+        )
         return ExitCode.FLAGGED if gate else ExitCode.OK

@@ -22,6 +22,15 @@ def fails(fail_on: str, *, request: bool, response: bool) -> bool:
     return rule[check(fail_on)]
 
 
+def injection_fails(injected: int, *, allow_injection: bool) -> bool:
+    """Whether ``injected`` inputs whose text carried template markers
+    (guardcli.core.injection) fail the gate: by default any one does, whatever its labels
+    say. Text shaped like the guard's own verdict is an attack on the guard, and the labels
+    it was aimed at are the ones least trusted; ``--allow-injection`` leaves the gate to
+    the labels alone."""
+    return injected > 0 and not allow_injection
+
+
 def flagged(verdict: Verdict, fail_on: str) -> bool:
     """Whether this verdict should fail a CI gate. Unparsed answers never count as flagged:
     the caller counts them separately, so a broken model cannot pass as "all harmful"."""

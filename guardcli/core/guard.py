@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 
 from guardcli.core.batching import DEFAULT_BATCH_TOKENS, plan_batches
 from guardcli.core.engine import Engine
+from guardcli.core.fitting import Encoded, encode_sample
+from guardcli.core.injection import screen, worst
 from guardcli.core.parse import answers_complete, parse
-from guardcli.core.prompt import build_input
 from guardcli.core.records import Generation, Label, Result, Sample
 from guardcli.core.tasks import FIELDS
 from guardcli.core.tokenizer import TextCodec
@@ -71,52 +72,6 @@ class GuardOptions:
             )
 
 
-@dataclass(frozen=True)
-class Encoded:
-    ids: list[int]
-    truncated: bool
-
-
-# Each cut lands within a few tokens of the limit; more rounds than this means no progress.
-_MAX_CUTS = 16
-
-
-def encode_sample(codec: TextCodec, sample: Sample, limit: int) -> Encoded:
-    """Tokenize the exact GuardReasoner input, cutting the user's text (never the template)
-    when it is longer than ``limit`` tokens.
-
-    The response is cut first (the request matters for all three tasks), then the prompt;
-    the cut keeps the head of the text. A prompt-only sample keeps its literal ``None``
-    response. Truncation is reported, never silent. Re-encoding the cut text can merge
-    differently at the seam, so the cut repeats until the whole input fits.
-    """
-    ids = codec.encode(build_input(sample.prompt, sample.response))
-    if len(ids) <= limit:
-        return Encoded(ids, False)
-    prompt, response = sample.prompt, sample.response
-    for _ in range(_MAX_CUTS):
-        excess = len(ids) - limit
-        if excess <= 0:
-            return Encoded(ids, True)
-        if response:
-            response = _cut(codec, response, excess)
-        elif prompt:
-            prompt = _cut(codec, prompt, excess)
-        else:
-            break
-        ids = codec.encode(build_input(prompt, response))
-    if len(ids) > limit:  # a cut that never converged: fall back to empty user text
-        ids = codec.encode(build_input("", None if sample.response is None else ""))
-    if len(ids) > limit:
-        ids = ids[:limit]  # the template alone does not fit: a tiny context, still bounded
-    return Encoded(ids, True)
-
-
-def _cut(codec: TextCodec, text: str, excess_tokens: int) -> str:
-    kept = codec.head(text, codec.count(text) - excess_tokens)
-    return kept if len(kept) < len(text) else text[:-1]  # always progress
-
-
 def input_limit(context_length: int, options: GuardOptions) -> int:
     """Tokens an input may take: ``max_input_tokens`` when given, but never more than what
     leaves ``max_new_tokens`` free in the context, since the verdict comes at the very end of
@@ -165,10 +120,45 @@ class Guard:
         on_text: TextCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> list[Result]:
-        """Judge ``samples`` in the configured mode; results in input order."""
+        """Judge ``samples`` in the configured mode; results in input order.
+
+        A sample carrying template markers (guardcli.core.injection) is judged twice: as the
+        model reads it neutralised, and with the recognised spans stripped; the more flagged
+        verdict stands, so planted text can add flags but not remove them. Only the first
+        judgement streams to ``on_text``.
+        """
+        screens = [screen(sample) for sample in samples]
+        extra = [row for row, s in enumerate(screens) if s.stripped is not None]
+        variants = [s.model for s in screens] + [screens[row].stripped for row in extra]
+        careful = [bool(s.kinds) for s in screens] + [False] * len(extra)
+        count = len(samples)
+
+        def primary_text(row: int, piece: str) -> None:
+            if on_text is not None and row < count:
+                on_text(row, piece)
+
+        judged = self._judge(variants, careful, on_text=primary_text, cancelled=cancelled)
+        results = []
+        for row, (sample, screened) in enumerate(zip(samples, screens, strict=True)):
+            result = judged[row]
+            if screened.stripped is not None:
+                result = worst(result, judged[count + extra.index(row)])
+            results.append(replace(result, sample=sample, injection=screened.kinds))
+        return results
+
+    def _judge(
+        self,
+        samples: Sequence[Sample],
+        careful: Sequence[bool],
+        *,
+        on_text: TextCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        """``classify_batch`` for samples already screened; ``careful`` rows never stop at
+        an Answers block, only at the end of the model's output."""
         mode = self.options.mode
         if mode == "reason" or not samples:
-            return self.reason_batch(samples, on_text=on_text, cancelled=cancelled)
+            return self.reason_batch(samples, on_text=on_text, cancelled=cancelled, careful=careful)
         fast = [self.triage(sample, cancelled=cancelled) for sample in samples]
         if mode == "fast":
             return fast
@@ -181,7 +171,10 @@ class Guard:
                 on_text(todo[row], piece)
 
         reasoned = self.reason_batch(
-            [samples[row] for row in todo], on_text=on_subset_text, cancelled=cancelled
+            [samples[row] for row in todo],
+            on_text=on_subset_text,
+            cancelled=cancelled,
+            careful=[careful[row] for row in todo],
         )
         results = list(fast)
         for row, deep in zip(todo, reasoned, strict=True):
@@ -222,11 +215,15 @@ class Guard:
         *,
         on_text: TextCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
+        careful: Sequence[bool] | None = None,
     ) -> list[Result]:
         """Full reasoning for every sample, in order, generated in batches that each fit the
-        row and token budgets (guardcli.core.batching)."""
+        row and token budgets (guardcli.core.batching). A ``careful`` row (its input quoted
+        template markers) runs to the end of the model's output: a block the model quotes
+        mid-reasoning must not end it, and parse reads the last one."""
         if not samples:
             return []
+        stops = [not c for c in careful] if careful is not None else [True] * len(samples)
         encoded = [self.encode(s) for s in samples]
         plans = plan_batches(
             [len(e.ids) for e in encoded],
@@ -243,6 +240,7 @@ class Guard:
             results += self._generate(
                 samples[rows.start : rows.stop],
                 encoded[rows.start : rows.stop],
+                stops[rows.start : rows.stop],
                 on_text=on_row_text if on_text is not None else None,
                 cancelled=cancelled,
             )
@@ -252,11 +250,13 @@ class Guard:
         self,
         samples: Sequence[Sample],
         encoded: Sequence[Encoded],
+        stops: Sequence[bool],
         *,
         on_text: TextCallback | None,
         cancelled: Callable[[], bool] | None,
     ) -> list[Result]:
-        """One batch generated together."""
+        """One batch generated together; a row may stop at its Answers block where ``stops``
+        says so."""
         streams = [self.codec.stream() for _ in samples]
 
         def on_token(row: int, token: int) -> None:
@@ -265,7 +265,9 @@ class Guard:
                 on_text(row, piece)
 
         def should_stop(row: int, _tokens: Sequence[int]) -> bool:
-            return self.options.stop_at_answers and answers_complete(streams[row].text)
+            return (
+                self.options.stop_at_answers and stops[row] and answers_complete(streams[row].text)
+            )
 
         completions = self.engine.generate(
             [e.ids for e in encoded],
@@ -318,12 +320,12 @@ class Guard:
             pending.append((sample, plan))
             batch += window_samples(sample, plan) if len(plan) > 1 else [sample]
             if len(batch) >= self.options.batch_size:
-                yield from self._judge(batch, pending, judged, cancelled)
+                yield from self._judge_windows(batch, pending, judged, cancelled)
                 batch = []
         if batch:
-            yield from self._judge(batch, pending, judged, cancelled)
+            yield from self._judge_windows(batch, pending, judged, cancelled)
 
-    def _judge(
+    def _judge_windows(
         self,
         batch: list[Sample],
         pending: deque,

@@ -2,7 +2,10 @@
 
 Labels are read only from the model's final ``Answers`` block: the reasoning quotes and
 paraphrases the user's text, so a label found anywhere earlier could be an echo of the
-input rather than the model's conclusion. Without an Answers marker we fall back to the
+input rather than the model's conclusion. The block is the last line that *starts* with
+``Answers`` (as the model writes it): an ``answers`` inside a sentence, or a quoted block the
+user planted (guardcli.core.injection brackets those before the model reads them, so their
+echo reads ``[Answers]``), never counts. Without an Answers marker we fall back to the
 last 300 characters, which is exactly what the GuardReasoner repository's evaluate.py reads.
 Parsing never raises: any text gives a Verdict, at worst with status FAILED.
 """
@@ -16,7 +19,8 @@ from guardcli.core.tasks import TASKS, TaskSpec
 
 TAIL_CHARS = 300  # evaluate.py reads predict[-300:]
 
-_ANSWERS = re.compile(r"answers", re.IGNORECASE)
+# The model's own block opens a line: "Answers: " or "Answers" (some write no colon).
+_ANSWERS = re.compile(r"^[ \t]*Answers\b[ \t]*:?", re.MULTILINE)
 
 
 def label_pattern(task: TaskSpec, *others: str, after: str = "") -> re.Pattern[str]:

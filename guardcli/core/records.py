@@ -38,6 +38,7 @@ class Sample:
     prompt: str
     response: str | None = None
     source: str = ""
+    encoding: str = ""  # the text encoding it was read in, when not UTF-8 (guardcli.io.walk)
 
 
 @dataclass(frozen=True)
@@ -127,3 +128,5 @@ class Result:
     extra: dict[str, object] = field(default_factory=dict)
     windows: int = 1  # how many windows the input was judged in (1: it fit the context)
     window: Window | None = None  # the first window that flagged, for a windowed input
+    # Kinds of template marker the sample carried (guardcli.core.injection.KINDS); () when none.
+    injection: tuple[str, ...] = ()

@@ -16,6 +16,7 @@ from typing import Any
 from guardcli.core.tasks import Task
 from guardcli.eval import paper
 from guardcli.eval.scoring import BenchmarkScore, Mode, TaskAverage
+from guardcli.io.sanitize import clean_terminal
 
 _TASKS = tuple(Task)  # the paper's order: prompt, response, refusal
 CAPTIONS = {
@@ -191,5 +192,6 @@ def table(
         if index and row.task is not rows[index - 1].task:
             out.add_section()
         style = "bold" if row.average else None
-        out.add_row(*(Text(cell) for cell in row.cells), style=style)
+        # Benchmark names come from file names: cleaned, and never read as markup.
+        out.add_row(*(Text(clean_terminal(cell)) for cell in row.cells), style=style)
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +50,11 @@ def check_paths(paths: Sequence[str]) -> None:
     """A path that does not exist is a typo: refuse it before any work."""
     for path in paths:
         if path != STDIN and not os.path.exists(path):
+            if os.path.islink(path):  # a link that loops or points nowhere: say which
+                try:
+                    os.stat(path)
+                except OSError as exc:
+                    raise InputError(f"{path}: {walk.os_reason(exc, path)}") from None
             raise InputError(
                 f"{path}: no such file or directory", hint="check the path (use - for stdin)"
             )
@@ -134,35 +140,77 @@ def _file_items(
     options: InputOptions,
     read: Callable[[Iterator[Line], str], Iterator] | None = None,
 ) -> Iterator:
-    """A file's items (``read`` replaces the reader for its kind), its read errors as Skips."""
+    """A file's items (``read`` replaces the reader for its kind), its read errors as Skips.
+    Samples read from a file that is not UTF-8 carry the encoding it was read in."""
     try:
-        with open(path, "rb") as handle:
+        with _open(path) as handle:
             head = handle.read(walk.HEAD_BYTES)
-            if b"\0" in head:
+            if not head and _is_fifo(path):
+                yield Skip(path, NO_WRITER)
+                return
+            if walk.is_binary(head):
                 yield Skip(path, BINARY)
                 return
-            lines = walk.decode(walk.byte_lines(handle, head))
-            yield from (read(lines, path) if read else readers.read(kind, lines, path, options))
+            decoded = walk.Decoded(handle, head)
+            lines = iter(decoded)
+            items = read(lines, path) if read else readers.read(kind, lines, path, options)
+            yield from _tagged(items, decoded)
     except BadUtf8 as exc:
-        yield Skip(path, walk.utf8_reason(exc.line, sniffed=kind == "sniff"))
+        yield Skip(path, walk.utf8_reason(exc.line, sniffed=kind == "sniff", encoding=exc.encoding))
     except OSError as exc:
-        yield Skip(path, walk.os_reason(exc))
+        yield Skip(path, walk.os_reason(exc, path))
+
+
+def _tagged(items: Iterable, decoded: object) -> Iterator:
+    """``items``, each Sample marked with the encoding its text was read in when that is not
+    UTF-8 (known once the lines before it were decoded)."""
+    for item in items:
+        encoding = getattr(decoded, "encoding", "utf-8")
+        if encoding != "utf-8" and isinstance(item, Sample):
+            item = replace(item, encoding=encoding)
+        yield item
+
+
+NO_WRITER = (
+    "a named pipe (FIFO) that nothing writes to - start the writer first, "
+    "or pipe the data to stdin (guardcli scan -)"
+)
+
+
+def _is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _open(path: str) -> BinaryIO:
+    """``open(path, "rb")``, except that a named pipe with no writer does not block forever:
+    it is opened without waiting, and then reads as empty (``guardcli scan <(cmd)`` works,
+    since that pipe has its writer)."""
+    if not _is_fifo(path):
+        return open(path, "rb")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _stdin_items(stream: TextIO | BinaryIO, options: InputOptions) -> Iterator[Item]:
     try:
-        lines = walk.stdin_lines(stream)
+        decoded = walk.stdin_lines(stream)
+        lines = iter(decoded)
         fmt = options.stdin_format
         if fmt == "auto":
             fmt, lines = _detect(lines)
         if fmt == "json-or-text":
-            yield from readers.read_json_or_text(lines, STDIN_NAME, options)
+            items = readers.read_json_or_text(lines, STDIN_NAME, options)
         else:
-            yield from readers.read(fmt, lines, STDIN_NAME, options)
+            items = readers.read(fmt, lines, STDIN_NAME, options)
+        yield from _tagged(items, decoded)
     except BinaryInput:
         yield Skip(STDIN_NAME, "binary input - not text; pipe text, JSONL, JSON or CSV")
     except BadUtf8 as exc:
-        yield Skip(STDIN_NAME, f"invalid UTF-8 at line {exc.line} - re-encode the input as UTF-8")
+        yield Skip(STDIN_NAME, walk.utf8_reason(exc.line, sniffed=False, encoding=exc.encoding))
     except OSError as exc:
         yield Skip(STDIN_NAME, walk.os_reason(exc))
 

@@ -3,7 +3,10 @@
 A batch scan can run for hours and be killed at any moment, so every file writer puts each
 result on disk (flushed) the moment it exists: a killed run loses nothing it finished, and
 ``--resume`` picks up from the JSONL it left. The table (guardcli.io.table) is for people
-and is printed once at the end.
+and is printed once at the end, every cell through guardcli.io.sanitize. JSONL, JSON and CSV
+are data: byte-exact in a file or a pipe, but on a terminal JSON escapes what a terminal would
+act on or hide (still the same strings to any JSON reader) and CSV cells are cleaned for
+display.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from guardcli.core.records import Generation, Result, Verdict, Window
 from guardcli.core.tasks import FIELDS as TASK_FIELDS
 from guardcli.core.tasks import SCORE_FIELDS
 from guardcli.errors import UsageError, one_of
+from guardcli.io.sanitize import clean_terminal, terminal_json
 
 FORMATS = ("table", "json", "jsonl", "csv", "sarif")  # sarif: guardcli.io.sarif
 FIELDS = (
@@ -25,6 +29,7 @@ FIELDS = (
     "source",
     *TASK_FIELDS,  # request, completion, response
     "flagged",
+    "injection",  # the template markers the input carried (guardcli.core.injection.KINDS)
     "status",
     "prompt_tokens",
     "output_tokens",
@@ -50,6 +55,7 @@ def result_record(result: Result, *, reasoning: bool, fail_on: str = "any") -> d
         "source": result.sample.source,
         **{field: getattr(verdict, field).value for field in TASK_FIELDS},
         "flagged": flagged(verdict, fail_on),
+        "injection": list(result.injection),
         "status": verdict.status.value,
         "prompt_tokens": generation.prompt_tokens if generation else None,
         **generation_fields(generation),
@@ -131,13 +137,20 @@ def json_line(record: dict[str, Any]) -> str:
 class Writer:
     """``write`` each result as it finishes, ``close`` once; also a context manager."""
 
-    def __init__(self, *, reasoning: bool = False, fail_on: str = "any") -> None:
+    def __init__(
+        self, *, reasoning: bool = False, fail_on: str = "any", terminal: bool = False
+    ) -> None:
         self.reasoning = reasoning
         self.fail_on = check_fail_on(fail_on)
+        self.terminal = terminal  # a person reads the stream: nothing reaches it raw
         self.closed = False
 
     def record(self, result: Result) -> dict[str, Any]:
         return result_record(result, reasoning=self.reasoning, fail_on=self.fail_on)
+
+    def json_text(self, result: Result) -> str:
+        line = json_line(self.record(result))
+        return terminal_json(line) if self.terminal else line
 
     def write(self, result: Result) -> None:
         raise NotImplementedError
@@ -162,7 +175,7 @@ class JsonlWriter(Writer):
 
     def write(self, result: Result) -> None:
         # One write call per line: a kill can cut a line short but never interleave two.
-        self.stream.write(json_line(self.record(result)) + "\n")
+        self.stream.write(self.json_text(result) + "\n")
         self.stream.flush()
 
 
@@ -178,7 +191,10 @@ class CsvWriter(Writer):
         record = self.record(result)
         if "reasoning" in record:
             record["reasoning"] = record["reasoning"]["text"]
+        record["injection"] = ";".join(record["injection"])  # a cell per kind list, "" if none
         row = {key: _csv_cell(value) for key, value in record.items()}
+        if self.terminal:
+            row = {k: clean_terminal(v) if isinstance(v, str) else v for k, v in row.items()}
         if self._writer is None:
             self._writer = csv.DictWriter(self.stream, fieldnames=list(row), extrasaction="ignore")
             self._writer.writeheader()
@@ -208,7 +224,7 @@ class JsonWriter(Writer):
         stream.flush()
 
     def write(self, result: Result) -> None:
-        self.stream.write(("," if self.count else "") + "\n  " + json_line(self.record(result)))
+        self.stream.write(("," if self.count else "") + "\n  " + self.json_text(result))
         self.stream.flush()
         self.count += 1
 
@@ -219,10 +235,18 @@ class JsonWriter(Writer):
         super().close()
 
 
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether a person is reading ``stream`` (a tty), not a file or a pipe."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def make_writer(
     fmt: str, stream: IO[str], *, reasoning: bool, fail_on: str, console: Any = None
 ) -> Writer:
-    options = {"reasoning": reasoning, "fail_on": fail_on}
+    options = {"reasoning": reasoning, "fail_on": fail_on, "terminal": is_terminal(stream)}
     if fmt == "jsonl":
         return JsonlWriter(stream, **options)
     if fmt == "csv":

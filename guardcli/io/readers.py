@@ -134,7 +134,9 @@ def _parse_json(text: str, where: str, *, whole_file: bool) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         at = f"line {exc.lineno} col {exc.colno}" if whole_file else f"col {exc.colno}"
-        return Skip(where, f"invalid JSON ({exc.msg} at {at}) - {fix}")
+        # Some messages end in "at" already ("Unterminated string starting at").
+        joint = " " if exc.msg.endswith(" at") else " at "
+        return Skip(where, f"invalid JSON ({exc.msg}{joint}{at}) - {fix}")
     except (ValueError, RecursionError) as exc:
         return Skip(where, f"invalid JSON ({one_line(str(exc))}) - {fix}")
 
@@ -211,7 +213,10 @@ def _read_csv(
     lines: Iterator[Line], name: str, options: InputOptions, *, delimiter: str
 ) -> Iterator[Item]:
     _allow_big_cells()
-    reader = csv.reader((text for _, text in lines), delimiter=delimiter)
+    # strict: a stray or unclosed quote is an error, not a cell that silently swallows the
+    # rows after it (an unterminated quote merged the rest of the file into one sample).
+    reader = csv.reader((text for _, text in lines), delimiter=delimiter, strict=True)
+    start = 1
     try:
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
@@ -239,9 +244,17 @@ def _read_csv(
             response = _cell(row, at_response) or None
             yield checked_sample(_cell(row, at_id) or where, _cell(row, at_prompt), response, where)
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            yield Skip(
+                f"{name}:{start}",
+                f"unterminated quote: the cell opened on line {start} runs to the end of the "
+                "file - close the quote; that row and the rest of the file were not read",
+            )
+            return
         yield Skip(
             f"{name}:{reader.line_num}",
-            f"invalid CSV ({one_line(str(exc))}) - fix the file; the rest of it was not read",
+            f"invalid CSV ({one_line(str(exc))}) - fix the quoting; the rest of the file "
+            "was not read",
         )
 
 

@@ -124,7 +124,15 @@ class TableWriter(Writer):
 
         cells = [_cells(record) for record in self.rows]
         scored = any(record["request_score"] is not None for record in self.rows)
-        names = [*TASK_FIELDS, "status", "tokens", "latency", *(["scores"] if scored else [])]
+        injected = any(record["injection"] for record in self.rows)
+        names = [
+            *TASK_FIELDS,
+            *(["injection"] if injected else []),  # a verdict on the input: never cut
+            "status",
+            "tokens",
+            "latency",
+            *(["scores"] if scored else []),
+        ]
         headers = {"scores": SCORES}
         widths = {
             name: max(len(headers.get(name, name)), *(len(c[name]) for c in cells))
@@ -158,6 +166,8 @@ class TableWriter(Writer):
                     row.append(Text(middle_cut(cell["source"], layout.width("source"))))
                 elif name in (*TASK_FIELDS, "status"):
                     row.append(_label(cell[name]))
+                elif name == "injection":
+                    row.append(_injection(cell[name]))
                 else:
                     row.append(cell[name])
             table.add_row(*row)
@@ -186,6 +196,7 @@ def _cells(record: dict[str, Any]) -> dict[str, str]:
         "tokens": _tokens(record),
         "latency": "-" if record["latency_ms"] is None else f"{record['latency_ms'] / 1000:.1f}s",
         "scores": _harm_scores(record),
+        "injection": ", ".join(record["injection"]) or "-",
     }
 
 
@@ -193,6 +204,11 @@ def _label(value: str) -> str:
     """Labels and statuses are our own enum values, so styling them is safe."""
     style = _STYLES.get(value)
     return f"[{style}]{value}[/]" if style else value
+
+
+def _injection(kinds: str) -> str:
+    """Our own vocabulary (guardcli.core.injection.KINDS), so styling it is safe."""
+    return "-" if kinds == "-" else f"[bold red]{kinds}[/]"
 
 
 def _harm_scores(record: dict[str, Any]) -> str:

@@ -1,14 +1,24 @@
 """Folders -> file paths, and bytes -> numbered text lines (files and stdin).
 
 Folders are walked in sorted order, hidden names and excluded paths skipped, each real folder
-entered once. Bytes are decoded as UTF-8 (a BOM dropped) line by line, so big files stream; a
-NUL byte in the head means binary, and a bad byte stops the file with its line number.
+entered once; what is neither a file nor a folder (a FIFO, a socket, a device, a broken or
+looping link) is a counted Skip saying which. Bytes are decoded line by line, so big files
+stream: UTF-16 and UTF-32 by their BOM, else UTF-8 (a BOM dropped) until a line is not,
+then the encoding charset-normalizer detects from the bytes (Latin-script guesses read as
+Windows-1252, the WHATWG default, since a short sample cannot tell its code pages apart).
+A file that is not text in any of them would be an easy way around the guard if it were
+judged as garbage, or silently skipped; it is a Skip naming the line. A NUL byte in the head
+without a BOM means binary.
 """
 
 from __future__ import annotations
 
+import codecs
+import errno
 import io
 import os
+import stat
+import unicodedata
 from collections.abc import Iterable, Iterator
 from fnmatch import fnmatch
 from typing import BinaryIO, TextIO
@@ -37,9 +47,12 @@ Line = tuple[int, str]  # (1-based line number, decoded text with its line endin
 
 
 class BadUtf8(Exception):
-    def __init__(self, line: int) -> None:
+    """Line ``line`` is not text in ``encoding`` (nor in anything detected)."""
+
+    def __init__(self, line: int, encoding: str = "utf-8") -> None:
         super().__init__(line)
         self.line = line
+        self.encoding = encoding
 
 
 class BinaryInput(Exception):
@@ -91,11 +104,27 @@ def walk(root: str, options: InputOptions) -> Iterator[str | Skip]:
                 continue
             if is_dir:
                 yield from visit(path, child)
-            elif is_file and (not options.include or _matches(child, options.include)):
+            elif options.include and not _matches(child, options.include):
+                continue
+            elif is_file:
                 yield path
-            # Sockets, FIFOs, broken links: not files anyone means to scan.
+            else:  # FIFOs, sockets, devices, broken links: counted, never silently dropped
+                yield Skip(path, not_a_file(path))
 
     yield from visit(root, "")
+
+
+def not_a_file(path: str) -> str:
+    """Why ``path`` (neither a regular file nor a folder) is not read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return os_reason(exc, path)
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a file - not read; pipe its data to stdin instead"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file - not read"
+    return "a device, not a file - not read"
 
 
 def kind(path: str, *, in_folder: bool) -> str:
@@ -117,14 +146,125 @@ def byte_lines(handle: BinaryIO, head: bytes) -> Iterator[bytes]:
     yield from handle
 
 
-def decode(lines: Iterable[bytes]) -> Iterator[Line]:
-    for number, raw in enumerate(lines, 1):
-        if number == 1 and raw.startswith(_BOM):
-            raw = raw[len(_BOM) :]
+_BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def bom_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 when ``head`` starts with its byte order mark."""
+    return next((name for bom, name in _BOMS if head.startswith(bom)), None)
+
+
+def is_binary(head: bytes) -> bool:
+    """A NUL byte in the head of a file without a UTF-16/32 BOM, as git and grep judge."""
+    return b"\0" in head and bom_encoding(head) is None
+
+
+class Decoded:
+    """The numbered text lines of a byte stream, and the encoding they turned out to be in
+    (``encoding`` is final once the lines are read; "utf-8" while they all were)."""
+
+    def __init__(self, handle: BinaryIO, head: bytes) -> None:
+        self.encoding = bom_encoding(head) or "utf-8"
+        self._handle, self._head = handle, head
+
+    def __iter__(self) -> Iterator[Line]:
+        if self.encoding != "utf-8":
+            yield from self._wide()
+        else:
+            yield from self._narrow()
+
+    def _wide(self) -> Iterator[Line]:
+        """UTF-16/32: lines are not split on a 0x0A byte, so a text layer decodes them."""
+        raw = io.BufferedReader(_Prefixed(self._head, self._handle))  # type: ignore[arg-type]
+        text = io.TextIOWrapper(raw, encoding=self.encoding, newline="")
+        number = 0
         try:
-            yield number, raw.decode("utf-8")
+            for number, line in enumerate(text, 1):
+                if not _plausible(line):  # a binary that happens to start like a BOM
+                    raise BadUtf8(number, self.encoding)
+                yield number, line.removeprefix("\ufeff") if number == 1 else line
         except UnicodeDecodeError:
-            raise BadUtf8(number) from None
+            raise BadUtf8(number + 1, self.encoding) from None
+
+    def _narrow(self) -> Iterator[Line]:
+        codec = "utf-8"
+        for number, raw in enumerate(byte_lines(self._handle, self._head), 1):
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            try:
+                yield number, raw.decode(codec)
+                continue
+            except UnicodeDecodeError:
+                if codec != "utf-8":
+                    raise BadUtf8(number, codec) from None
+            # Earlier lines were valid UTF-8, and so (being ASCII, almost always) the same in
+            # the detected encoding: the rest of the stream is read in it.
+            codec = guess_encoding(self._head + raw) or ""
+            if not codec:
+                raise BadUtf8(number)
+            self.encoding = codec
+            try:
+                yield number, raw.decode(codec)
+            except UnicodeDecodeError:
+                raise BadUtf8(number, codec) from None
+
+
+# Code pages charset-normalizer may choose among; those of Latin scripts are read as
+# Windows-1252 (see the module docstring), the others (Cyrillic, Greek, Hebrew, Arabic, CJK)
+# as detected.
+_LATIN = ("cp1252", "cp1250", "cp1254", "cp1257", "latin_1")
+_OTHER = ("cp1251", "koi8_r", "cp1253", "cp1255", "cp1256", "cp932", "euc_jp", "gb18030")
+_OTHER_CJK = ("big5", "euc_kr")
+
+
+def guess_encoding(sample: bytes) -> str | None:
+    """The text encoding of ``sample`` (not UTF-8), or None when it is not text at all."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample, cp_isolation=[*_LATIN, *_OTHER, *_OTHER_CJK]).best()
+    if best is None:
+        return None
+    # No language evidence (a few odd bytes): the Western default, unless it cannot be.
+    if best.encoding in _LATIN or best.coherence == 0:
+        try:
+            sample.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:
+            return "latin_1" if best.encoding in _LATIN else best.encoding
+    return best.encoding
+
+
+def _plausible(line: str) -> bool:
+    """Text, not bytes read as UTF-16: no unassigned, private-use or control characters but
+    whitespace."""
+    return not any(
+        unicodedata.category(c) in ("Cn", "Co", "Cs") or (c < " " and c not in "\t\n\r\f")
+        for c in line
+    )
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already read (the sniffed head), then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _text_lines(stream: TextIO) -> Iterator[Line]:
@@ -136,17 +276,26 @@ def _text_lines(stream: TextIO) -> Iterator[Line]:
         raise BadUtf8(number + 1) from None
 
 
-def os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError, path: str | None = None) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop (too many levels of symbolic links) - fix or remove the link"
+    if exc.errno == errno.ENOENT and path is not None and os.path.islink(path):
+        return f"a broken symlink (to {os.readlink(path)}, which does not exist)"
     return f"cannot read ({exc.strerror or exc}) - check the path and its permissions"
 
 
-def utf8_reason(line: int, *, sniffed: bool) -> str:
+def utf8_reason(line: int, *, sniffed: bool, encoding: str = "utf-8") -> str:
     if sniffed:  # an unknown suffix found in a folder: most likely not meant as text at all
         return BINARY
-    return f"invalid UTF-8 at line {line} - re-encode the file as UTF-8"
+    if encoding != "utf-8":
+        return f"not valid {encoding} at line {line} (the encoding detected) - re-encode as UTF-8"
+    return (
+        f"not text at line {line}: neither UTF-8 nor an encoding that could be detected "
+        "- re-encode the file as UTF-8"
+    )
 
 
-def stdin_lines(stream: TextIO | BinaryIO) -> Iterator[Line]:
+def stdin_lines(stream: TextIO | BinaryIO) -> Iterable[Line]:
     """Decode stdin ourselves when we can reach its bytes: the locale's encoding is a guess."""
     binary = getattr(stream, "buffer", None)
     if binary is None and not isinstance(stream, io.TextIOBase):
@@ -154,9 +303,9 @@ def stdin_lines(stream: TextIO | BinaryIO) -> Iterator[Line]:
     if binary is None:
         return _text_lines(stream)  # type: ignore[arg-type]
     head = _stdin_head(binary)
-    if b"\0" in head:
+    if is_binary(head):
         raise BinaryInput
-    return decode(byte_lines(binary, head))
+    return Decoded(binary, head)
 
 
 def _stdin_head(binary: BinaryIO) -> bytes:

@@ -367,6 +367,14 @@ class GuardApp(Workers, App):
         return True
 
     def _show_result(self, result: Result) -> None:
+        if result.injection:  # our own vocabulary: safe to show as is
+            self.notify(
+                "The input carries text shaped like the guard's own template ("
+                + ", ".join(result.injection)
+                + "): it was neutralised, and the verdict is the more flagged of two readings.",
+                severity="warning",
+                markup=False,
+            )
         self._live = result.verdict.raw
         self.reasoning.show(result.verdict.raw)
         self.badges.show(result.verdict)

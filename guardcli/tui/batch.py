@@ -92,6 +92,10 @@ class BatchPane(Vertical):
     def flagged_count(self) -> int:
         return sum(is_flagged(result) for result in self.results)
 
+    @property
+    def injected_count(self) -> int:
+        return sum(bool(result.injection) for result in self.results)
+
     def shown_results(self) -> list[Result]:
         return [result for result in self.results if self._shown(result)]
 
@@ -138,6 +142,8 @@ class BatchPane(Vertical):
             f"{len(self.results)}/{self.total} done",
             f"{self.flagged_count} flagged",
         ]
+        if self.injected_count:
+            parts.append(f"{self.injected_count} with injection markers")
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
         if self.note:

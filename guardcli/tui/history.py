@@ -25,6 +25,8 @@ class HistoryItem(ListItem):
         self.result = result
         glyph, style = mark(result)
         line = Text.assemble((f"{number:>2} ", "dim"), (glyph, style), " ")
+        if result.injection:
+            line.append("injection ", "bold red")
         line.append(one_line(result.sample.prompt, 60))  # appended as plain text, never markup
         super().__init__(Label(line))
 
