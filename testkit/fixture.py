@@ -37,8 +37,9 @@ TRAINING_REPORT = "fixture_training.json"
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# What decides the bundle's bytes: this kit, and the conversion it runs (a file or a package).
-BUILD_SOURCES = ("testkit", "export/convert")
+# What decides the bundle's bytes: this kit, the prompt it trains on, and the conversion it runs
+# (a file or a package).
+BUILD_SOURCES = ("testkit", "guardcli/core/prompt.py", "export/convert")
 
 
 def build_sources() -> list[Path]:
@@ -49,14 +50,27 @@ def build_sources() -> list[Path]:
     return found
 
 
-def fingerprint() -> str:
-    """Changes whenever the fixture's definition or its build pipeline changes (cache key)."""
-    from importlib import metadata
+def source_fingerprint() -> str:
+    """Changes whenever the fixture's definition or its build code changes, and only then.
 
+    Guards the committed bundle (testkit/committed.py), which must stay valid on a machine
+    without torch, so installed versions are left out: hashing is all it needs."""
+    return _source_digest().hexdigest()[:16]
+
+
+def _source_digest():  # noqa: ANN202 - hashlib's private _Hash type
     digest = hashlib.sha256()
     for path in build_sources():
         name = path.relative_to(ROOT).as_posix()
         digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest
+
+
+def fingerprint() -> str:
+    """The build sources plus the versions that train and convert (the test cache's key)."""
+    from importlib import metadata
+
+    digest = _source_digest()
     for dist in ("torch", "transformers", "tokenizers", "onnxruntime-genai"):
         try:
             digest.update(f"{dist}={metadata.version(dist)}".encode())

@@ -34,22 +34,27 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 
 # --- the fixture guard model (testkit/fixture.py): a tiny Llama overfit to real GuardReasoner
-# traces, converted to an fp32 bundle. Built once per session; GUARDCLI_TEST_CACHE=1 keeps it
-# in ~/.cache/guardcli-tests/ across runs (keyed by a hash of its build code), else CI builds
-# it fresh every time to prove the pipeline still works.
+# traces, converted to an fp32 bundle. The runtime tests use the copy committed under
+# tests/data/fixture/ (testkit/committed.py), so they need no torch. Building it (two minutes,
+# torch) is the slow tier's job: tests/test_fixture_build.py rebuilds it and checks the committed
+# copy is still what the build code makes. GUARDCLI_FIXTURE_REBUILD=1 runs every test against a
+# fresh build instead; GUARDCLI_TEST_CACHE=1 keeps builds in ~/.cache/guardcli-tests/ across
+# runs (keyed by a hash of the build code and the installed versions).
 CACHE_ENV = "GUARDCLI_TEST_CACHE"
+REBUILD_ENV = "GUARDCLI_FIXTURE_REBUILD"
 
 
-def _build_fixture_bundle(tmp_path_factory) -> Path:
+def _build_fixture(tmp_path_factory) -> Path:
+    """A fresh build: ``checkpoint/`` (transformers) and ``bundle/`` side by side."""
     from guardcli.bundles.manifest import MANIFEST
     from testkit.fixture import build_fixture_bundle, fingerprint
 
     if os.environ.get(CACHE_ENV) != "1":
-        return build_fixture_bundle(tmp_path_factory.mktemp("fixture-model"))
+        return build_fixture_bundle(tmp_path_factory.mktemp("fixture-model")).parent
     # Path.home(), not XDG_CACHE_HOME: the autouse fixture above points that at a temp dir.
     root = Path.home() / ".cache" / "guardcli-tests" / f"fixture-{fingerprint()}"
     if (root / "bundle" / MANIFEST).is_file():
-        return root / "bundle"
+        return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.with_name(f"{root.name}.tmp-{os.getpid()}")
     if staging.exists():
@@ -59,13 +64,32 @@ def _build_fixture_bundle(tmp_path_factory) -> Path:
         staging.rename(root)
     except OSError:  # a concurrent session got there first: theirs is as good as ours
         shutil.rmtree(staging, ignore_errors=True)
-    return root / "bundle"
+    return root
 
 
 @pytest.fixture(scope="session")
-def fixture_bundle(tmp_path_factory) -> Path:
-    """An fp32 bundle whose model writes FIXTURE_PAIRS' traces (testkit/fixture.py)."""
-    return _build_fixture_bundle(tmp_path_factory)
+def fixture_build(tmp_path_factory) -> Path:
+    """The fixture model trained and converted now (needs torch; skips without it)."""
+    pytest.importorskip("torch", reason="building the fixture model needs torch")
+    return _build_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def fixture_checkpoint(fixture_build) -> Path:
+    """The transformers checkpoint the fixture bundle is converted from."""
+    return fixture_build / "checkpoint"
+
+
+@pytest.fixture(scope="session")
+def fixture_bundle(request, tmp_path_factory) -> Path:
+    """An fp32 bundle whose model writes FIXTURE_PAIRS' traces (testkit/fixture.py).
+
+    A session copy of the committed one, so no test can alter the repository's."""
+    if os.environ.get(REBUILD_ENV) == "1":
+        return request.getfixturevalue("fixture_build") / "bundle"
+    from testkit.committed import BUNDLE
+
+    return Path(shutil.copytree(BUNDLE, tmp_path_factory.mktemp("fixture") / "bundle"))
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_bench_compares_torch_and_guardcli_on_the_same_inputs(fixture_bundle, tmp_path):
+def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
+    fixture_bundle, fixture_checkpoint, tmp_path
+):
     labelled = tmp_path / "pairs.jsonl"
     labelled.write_text(
         "".join(
@@ -39,7 +41,7 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(fixture_bundle, tm
     record = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench.py"),
-         "--engine", f"torch-fp32={fixture_bundle.parent / 'checkpoint'}",
+         "--engine", f"torch-fp32={fixture_checkpoint}",
          "--engine", f"guardcli-fp32={fixture_bundle}",
          "--engine", f"guardcli-fast={fixture_bundle}@fast",
          "--bench", str(labelled), "--limit", "4", "--batch-size", "1", "2",

@@ -245,9 +245,9 @@ def _fixture_inputs():
 
 
 @pytest.fixture(params=["bundle", "checkpoint"])
-def fixture_model(request, fixture_bundle):
+def fixture_model(request):
     """The fixture bundle (onnxruntime-genai) and the checkpoint it was converted from."""
-    path = fixture_bundle if request.param == "bundle" else fixture_bundle.parent / "checkpoint"
+    path = request.getfixturevalue(f"fixture_{request.param}")
     assert model_kind(path) == request.param
     return path
 
