@@ -35,7 +35,10 @@ VOCAB = 800
 
 
 def make_base(out: Path, *, tokenizer_adds_bos: bool = True) -> Path:
-    """make_tiny_llama with the fixture model's larger vocabulary (it has the "\\n\\n" merge)."""
+    """make_tiny_llama with the fixture model's larger vocabulary (it has the "\\n\\n" merge).
+
+    Skips the calling test where torch is absent (the fast tier runs without the export extra)."""
+    pytest.importorskip("torch", reason="a tiny training base needs torch (the export extra)")
     from transformers import AutoModelForCausalLM
 
     from testkit.tiny import make_tiny_llama, make_tiny_tokenizer
