@@ -76,6 +76,7 @@ def _same(records: list[dict], expected: dict[str, dict]) -> None:
         assert mine == theirs
 
 
+@pytest.mark.slow  # starts a local Ray cluster and its worker processes
 def test_batch_equals_scan(local_ray, fixture_bundle, tmp_path):
     paths = _shards(tmp_path / "in")
     expected, scan_summary = _scan(paths, fixture_bundle)
@@ -92,6 +93,7 @@ def test_batch_equals_scan(local_ray, fixture_bundle, tmp_path):
     assert len(out.read_text(encoding="utf-8").splitlines()) == 18
 
 
+@pytest.mark.slow  # starts a local Ray cluster and its worker processes
 def test_a_rerun_after_a_kill_finishes_the_output(local_ray, fixture_bundle, tmp_path):
     paths = _shards(tmp_path / "in")
     expected, _ = _scan(paths, fixture_bundle)
@@ -106,6 +108,7 @@ def test_a_rerun_after_a_kill_finishes_the_output(local_ray, fixture_bundle, tmp
     _same(jsonl_records(out.read_text(encoding="utf-8")), expected)
 
 
+@pytest.mark.slow  # starts a local Ray cluster and its worker processes
 def test_an_actor_killed_mid_job_loses_and_repeats_nothing(local_ray, fixture_bundle, tmp_path):
     from guardcli.cli.batch import BatchOptions, run_batch
     from guardcli.cli.options import ModelOptions
