@@ -117,6 +117,7 @@ def test_the_shipped_artifacts_match_their_spec():
     assert total < 50e6, f"models/nano holds {total / 1e6:.1f} MB, over the 50 MB budget"
 
 
+@pytest.mark.slow  # merges the 135M base with two adapters before it reaches the third
 @needs_nano
 def test_a_modified_adapter_is_refused_before_anything_is_installed(tmp_path, monkeypatch):
     copy = tmp_path / "nano"

@@ -4,6 +4,7 @@ tokenizers, scores from a fake backend's logits, and which samples the cascade r
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NANO_TOKENIZER = ROOT / "models" / "nano" / "bundle" / "tokenizer.json"
 
 
+@functools.cache  # a codec is read-only; the 9 MB llama3 vocabulary is parsed once, not per test
 def _codec(path: Path) -> TextCodec:
     tokenizer = Tokenizer.from_file(str(path))
     bos = tokenizer.token_to_id(BOS) or tokenizer.token_to_id("<|begin_of_text|>")
