@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from guardcli.core.batching import DEFAULT_BATCH_TOKENS, plan_batches
 from guardcli.core.engine import Engine
+from guardcli.core.loops import DEFAULT_LOOP_RULE, LoopRule
 from guardcli.core.parse import answers_complete, parse
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Generation, Label, Result, Sample
@@ -55,6 +56,8 @@ class GuardOptions:
     long: str = DEFAULT_LONG
     # Padded tokens per generated batch (guardcli.core.batching): bounds memory.
     batch_tokens: int = DEFAULT_BATCH_TOKENS
+    # A row whose tokens cycle stops there (finish "loop"; guardcli.core.loops); None: never.
+    loops: LoopRule | None = DEFAULT_LOOP_RULE
 
     def __post_init__(self) -> None:
         """Refuse a bad mode or band when the options are made, before any model loads."""
@@ -273,6 +276,7 @@ class Guard:
             should_stop=should_stop,
             on_token=on_token,
             cancelled=cancelled,
+            loops=self.options.loops,
         )
         results = []
         for row, (sample, enc, completion) in enumerate(
