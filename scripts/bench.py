@@ -64,13 +64,13 @@ def _guardcli_runs(
     guard, _manifest, _ = open_guard(
         resolve_model(path), device="cpu", options=options, session_options=session
     )
-    prefill = _time_prefill(guard.engine)
+    work = _time_prefill(guard.engine)
     runs = []
     for batch in batches:
         guard.options = replace(options, batch_size=batch)
         guard.classify_batch(samples[:batch])  # warm-up
         rows = []
-        prefill[0] = 0.0
+        work.update(dict.fromkeys(work, 0.0))
         start = time.perf_counter()
         # Guard.run, as scan runs it: batches grouped by length within the look-ahead.
         for r in guard.run(samples):
@@ -84,7 +84,11 @@ def _guardcli_runs(
                     "verdict": [getattr(r.verdict, t).value for t in TASKS],
                 }
             )
-        runs.append(_summary(batch, rows, time.perf_counter() - start, prefill[0]))
+        run = _summary(batch, rows, time.perf_counter() - start, work["prefill_s"])
+        if work["row_steps"]:
+            run["padding_share"] = 1 - work["real"] / work["padded"]
+            run["finished_row_share"] = 1 - work["live_steps"] / work["row_steps"]
+        runs.append(run)
     return runs
 
 
@@ -108,23 +112,32 @@ def _tweaks(tweaks: list[str]) -> tuple[dict, dict]:
     return fields, session
 
 
-def _time_prefill(engine) -> list[float]:  # noqa: ANN001
-    """Sum each batch's prefill (reasoning) and each triage read (fast) into a cell."""
-    cell = [0.0]
+def _time_prefill(engine) -> dict[str, float]:  # noqa: ANN001
+    """Sum each batch's prefill (reasoning) and each triage read (fast), and count the work
+    the batching plan decides, which the machine's load does not blur: padded prefill
+    tokens against real ones, decode row-steps against those spent on live rows."""
+    work = dict.fromkeys(("prefill_s", "padded", "real", "row_steps", "live_steps"), 0.0)
     generate, choose = engine.generate, engine.choose
 
-    def timed_generate(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        out = generate(*args, **kwargs)
-        cell[0] += out[0].prefill_s if out else 0.0
+    def timed_generate(prompts, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        out = generate(prompts, **kwargs)
+        if out:
+            work["prefill_s"] += out[0].prefill_s
+            work["padded"] += len(prompts) * max(map(len, prompts))
+            work["real"] += sum(map(len, prompts))
+            # a row's steps: its tokens, plus the step that produced its EOS
+            live = [len(c.tokens) + (c.finish == "eos") for c in out]
+            work["row_steps"] += len(out) * max(live)
+            work["live_steps"] += sum(live)
         return out
 
     def timed_choose(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         out = choose(*args, **kwargs)
-        cell[0] += out.latency_s
+        work["prefill_s"] += out.latency_s
         return out
 
     engine.generate, engine.choose = timed_generate, timed_choose
-    return cell
+    return work
 
 
 def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
@@ -287,6 +300,10 @@ def worker(args: argparse.Namespace) -> int:
 # ---- parent: every engine, the bandwidth ceiling, the table ----------------------------------
 
 
+def _share(run: dict, key: str) -> str:
+    return f"{100 * run[key]:.0f}%" if key in run else "-"
+
+
 def memory_bandwidth_gbs(megabytes: int = 512, repeats: int = 5) -> float:
     """Best-of read bandwidth with every core summing its share of a buffer far larger than
     the caches: decoding streams each weight once per token and writes almost nothing."""
@@ -382,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory bandwidth {bandwidth:.1f} GB/s; fp32 weights {weights / 1e6:.0f} MB -> "
           f"batch-1 decode ceiling {ceiling:.0f} tokens/s" if weights else "")  # fmt: skip
     print("| engine | batch | samples/s | prefill tok/s | decode tok/s | p50 s | p95 s "
-          "| peak RSS MB | looped | verdicts = ref |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| peak RSS MB | looped | padding | done-row steps | verdicts = ref |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     reference = {run["batch"]: run["verdicts"] for run in results[0]["runs"]}
     for result in results:
         for run in result["runs"]:
@@ -396,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {run['prefill_tokens_per_s']:.0f} | {decode} "
                 f"| {run['p50_latency_s']:.1f} | {run['p95_latency_s']:.1f} "
                 f"| {result['peak_rss_mb']:.0f} | {run.get('looped', 0)} "
+                f"| {_share(run, 'padding_share')} | {_share(run, 'finished_row_share')} "
                 f"| {100 * run['agreement']:.0f}% |"
             )
     if args.json:
