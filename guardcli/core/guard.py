@@ -61,7 +61,7 @@ class GuardOptions:
     loops: LoopRule | None = DEFAULT_LOOP_RULE
     # Inputs read ahead, in batches' worth, and grouped into batches of similar length
     # (guardcli.core.batching.group_batches); results still come out in input order. 1: each
-    # batch is the next inputs in order. Batch size 1 never reads ahead (nothing to group).
+    # batch is the next inputs in order. Batch size 1 and fast mode never read ahead.
     lookahead: int = DEFAULT_LOOKAHEAD
 
     def __post_init__(self) -> None:
@@ -162,11 +162,17 @@ class Guard:
         self._triage = None
 
     @property
+    def _grouping(self) -> bool:
+        """Whether batches are grouped by length: not at batch size 1 (nothing to group),
+        nor in fast mode (triage reads one input at a time, with no padding)."""
+        options = self.options
+        return options.lookahead > 1 and options.batch_size > 1 and options.mode != "fast"
+
+    @property
     def _window(self) -> int:
-        """Inputs (windows of long ones) read before judging: ``lookahead`` batches' worth."""
-        if self.options.batch_size == 1:
-            return 1
-        return self.options.batch_size * self.options.lookahead
+        """Inputs (windows of long ones) read before judging: ``lookahead`` batches' worth
+        when grouping, else one batch."""
+        return self.options.batch_size * (self.options.lookahead if self._grouping else 1)
 
     @property
     def input_limit(self) -> int:
@@ -265,7 +271,7 @@ class Guard:
         """The batches of these inputs within the row and token budgets: grouped by length
         when the options read ahead, else consecutive runs in input order."""
         budget = {"max_rows": self.options.batch_size, "max_tokens": self.options.batch_tokens}
-        if self.options.lookahead > 1 and self.options.batch_size > 1:
+        if self._grouping:
             return group_batches(lengths, **budget)
         return [list(rows) for rows in plan_batches(lengths, **budget)]
 
