@@ -134,3 +134,27 @@ def test_no_real_reasoning_trace_trips_the_default_rule(shared_dir):
         (parsed if parse(text).status.value == "ok" else runaway).append(score)
     assert max(parsed) < 1.0, "a real trace with a complete Answers block would be stopped"
     assert max(runaway) >= 1.0, "the teacher's own runaway generation is not caught"
+
+
+def test_scan_records_and_counts_a_looped_sample(monkeypatch, tmp_path):
+    """The CLI end: the record says ``finish: loop``, the summary line counts it, the warning
+    says so, and the unparsed verdict fails the gate (exit 1)."""
+    import guardcli.cli.scan as scan_cli
+    from guardcli.core.records import Generation, Label, ParseStatus, Result, Verdict
+    from tests.cli_support import invoke, jsonl_records, write_jsonl
+
+    class LoopingModel:  # a guardcli.GuardModel whose second sample looped
+        def classify_many(self, items):  # noqa: ANN001, ANN202
+            for n, sample in enumerate(items):
+                finish = "loop" if n == 1 else "answers"
+                ok = Verdict(Label.UNHARMFUL, Label.NONE, Label.NONE, ParseStatus.OK)
+                ok = Verdict() if n == 1 else ok
+                generation = Generation("text", 10, 5, 0.1, finish)
+                yield Result(sample, ok, generation)
+
+    monkeypatch.setattr(scan_cli, "open_model", lambda *a, **k: LoopingModel())
+    data = write_jsonl(tmp_path / "in.jsonl", [{"prompt": f"p{i}"} for i in range(3)])
+    done = invoke("scan", str(data), "-f", "jsonl")
+    assert [r["finish"] for r in jsonl_records(done.stdout)] == ["answers", "loop", "answers"]
+    assert "1 looped" in done.stderr and "1 generation stopped repeating" in done.stderr
+    assert "1 unparsed" in done.stderr and done.exit_code == 1
