@@ -49,35 +49,95 @@ def _samples(bench: str, limit: int, seed: int) -> list:
     return [x.sample for x in pick(items, limit, seed)]
 
 
-def _guardcli_runs(path: str, samples: list, batches: list[int], max_new: int) -> list[dict]:
+def _guardcli_runs(
+    path: str, samples: list, batches: list[int], max_new: int, tweaks: list[str]
+) -> list[dict]:
+    from dataclasses import replace
+
     from guardcli.bundles.resolve import open_guard, resolve_model
     from guardcli.core.guard import GuardOptions
 
     path, _, mode = path.partition("@")
-    # One guard for every batch size (classify_batch takes whatever rows it is given), so the
-    # process's peak RSS is one loaded model's.
-    options = GuardOptions(max_new_tokens=max_new, batch_size=max(batches), mode=mode or "reason")
-    guard, _manifest, _ = open_guard(resolve_model(path), device="cpu", options=options)
+    fields, session = _tweaks(tweaks)
+    # One guard for every batch size, so the process's peak RSS is one loaded model's.
+    options = GuardOptions(max_new_tokens=max_new, mode=mode or "reason", **fields)
+    guard, _manifest, _ = open_guard(
+        resolve_model(path), device="cpu", options=options, session_options=session
+    )
+    work = _time_prefill(guard.engine)
     runs = []
     for batch in batches:
+        guard.options = replace(options, batch_size=batch)
         guard.classify_batch(samples[:batch])  # warm-up
-        rows, prefill = [], 0.0
+        rows = []
+        work.update(dict.fromkeys(work, 0.0))
         start = time.perf_counter()
-        for i in range(0, len(samples), batch):
-            results = guard.classify_batch(samples[i : i + batch])
-            prefill += results[0].generation.prefill_s
-            for r in results:
-                g = r.generation
-                rows.append(
-                    {
-                        "prompt_tokens": g.prompt_tokens,
-                        "output_tokens": g.output_tokens,
-                        "latency_s": g.latency_s,
-                        "verdict": [getattr(r.verdict, t).value for t in TASKS],
-                    }
-                )
-        runs.append(_summary(batch, rows, time.perf_counter() - start, prefill))
+        # Guard.run, as scan runs it: batches grouped by length within the look-ahead.
+        for r in guard.run(samples):
+            g = r.generation
+            rows.append(
+                {
+                    "prompt_tokens": g.prompt_tokens,
+                    "output_tokens": g.output_tokens,
+                    "latency_s": g.latency_s,
+                    "finish": g.finish,
+                    "verdict": [getattr(r.verdict, t).value for t in TASKS],
+                }
+            )
+        run = _summary(batch, rows, time.perf_counter() - start, work["prefill_s"])
+        if work["row_steps"]:
+            run["padding_share"] = 1 - work["real"] / work["padded"]
+            run["finished_row_share"] = 1 - work["live_steps"] / work["row_steps"]
+        runs.append(run)
     return runs
+
+
+def _tweaks(tweaks: list[str]) -> tuple[dict, dict]:
+    """``--engine-option`` values: GuardOptions fields (lookahead=1, loops=off) and
+    onnxruntime-genai session options (session.enable_cpu_mem_arena=false)."""
+    fields: dict = {}
+    session: dict = {}
+    for tweak in tweaks:
+        key, _, raw = tweak.partition("=")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if key.startswith("session."):
+            session[key.removeprefix("session.")] = value
+        elif key == "loops" and value == "off":
+            fields["loops"] = None
+        else:
+            fields[key] = value
+    return fields, session
+
+
+def _time_prefill(engine) -> dict[str, float]:  # noqa: ANN001
+    """Sum each batch's prefill (reasoning) and each triage read (fast), and count the work
+    the batching plan decides, which the machine's load does not blur: padded prefill
+    tokens against real ones, decode row-steps against those spent on live rows."""
+    work = dict.fromkeys(("prefill_s", "padded", "real", "row_steps", "live_steps"), 0.0)
+    generate, choose = engine.generate, engine.choose
+
+    def timed_generate(prompts, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        out = generate(prompts, **kwargs)
+        if out:
+            work["prefill_s"] += out[0].prefill_s
+            work["padded"] += len(prompts) * max(map(len, prompts))
+            work["real"] += sum(map(len, prompts))
+            # a row's steps: its tokens, plus the step that produced its EOS
+            live = [len(c.tokens) + (c.finish == "eos") for c in out]
+            work["row_steps"] += len(out) * max(live)
+            work["live_steps"] += sum(live)
+        return out
+
+    def timed_choose(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        out = choose(*args, **kwargs)
+        work["prefill_s"] += out.latency_s
+        return out
+
+    engine.generate, engine.choose = timed_generate, timed_choose
+    return work
 
 
 def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
@@ -210,6 +270,7 @@ def _summary(batch: int, rows: list[dict], wall: float, prefill: float) -> dict:
         "prefill_tokens_per_s": sum(r["prompt_tokens"] for r in rows) / max(prefill, 1e-9),
         "decode_tokens_per_s": out_tokens / max(wall - prefill, 1e-9),
         "mean_output_tokens": out_tokens / len(rows),
+        "looped": sum(r.get("finish") == "loop" for r in rows),
         "p50_latency_s": statistics.median(latencies),
         "p95_latency_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         "verdicts": [r["verdict"] for r in rows],
@@ -228,13 +289,19 @@ def worker(args: argparse.Namespace) -> int:
             path, args.tokenizer_bundle, samples, args.batch_size, args.max_new_tokens
         )
     else:
-        runs = _guardcli_runs(path, samples, args.batch_size, args.max_new_tokens)
+        runs = _guardcli_runs(
+            path, samples, args.batch_size, args.max_new_tokens, args.worker_option
+        )
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"engine": label, "path": path, "peak_rss_mb": peak_kb / 1024, "runs": runs}))
     return 0
 
 
 # ---- parent: every engine, the bandwidth ceiling, the table ----------------------------------
+
+
+def _share(run: dict, key: str) -> str:
+    return f"{100 * run[key]:.0f}%" if key in run else "-"
 
 
 def memory_bandwidth_gbs(megabytes: int = 512, repeats: int = 5) -> float:
@@ -279,7 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--engine-option",
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE",
+        help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off) or an "
+        "onnxruntime-genai session option (session.enable_cpu_mem_arena=false)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-option", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer-bundle", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -302,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     for engine in args.engine:
         print(f"bench: running {engine}", file=sys.stderr)
         command = [sys.executable, __file__, "--worker", engine, *common]
+        label = engine.split("=", 1)[0]
+        for option in args.engine_option:
+            target, _, tweak = option.partition(":")
+            if target == label:
+                command += ["--worker-option", tweak]
         if reference_bundle:
             command += ["--tokenizer-bundle", reference_bundle]
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
@@ -318,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory bandwidth {bandwidth:.1f} GB/s; fp32 weights {weights / 1e6:.0f} MB -> "
           f"batch-1 decode ceiling {ceiling:.0f} tokens/s" if weights else "")  # fmt: skip
     print("| engine | batch | samples/s | prefill tok/s | decode tok/s | p50 s | p95 s "
-          "| peak RSS MB | verdicts = ref |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| peak RSS MB | looped | padding | done-row steps | verdicts = ref |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     reference = {run["batch"]: run["verdicts"] for run in results[0]["runs"]}
     for result in results:
         for run in result["runs"]:
@@ -331,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {result['engine']} | {run['batch']} | {run['samples_per_s']:.2f} "
                 f"| {run['prefill_tokens_per_s']:.0f} | {decode} "
                 f"| {run['p50_latency_s']:.1f} | {run['p95_latency_s']:.1f} "
-                f"| {result['peak_rss_mb']:.0f} | {100 * run['agreement']:.0f}% |"
+                f"| {result['peak_rss_mb']:.0f} | {run.get('looped', 0)} "
+                f"| {_share(run, 'padding_share')} | {_share(run, 'finished_row_share')} "
+                f"| {100 * run['agreement']:.0f}% |"
             )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -44,17 +44,20 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
          "--engine", f"torch-fp32={fixture_checkpoint}",
          "--engine", f"guardcli-fp32={fixture_bundle}",
          "--engine", f"guardcli-fast={fixture_bundle}@fast",
+         "--engine", f"guardcli-tuned={fixture_bundle}",
+         "--engine-option", "guardcli-tuned:lookahead=1",
+         "--engine-option", "guardcli-tuned:session.enable_cpu_mem_arena=false",
          "--bench", str(labelled), "--limit", "4", "--batch-size", "1", "2",
          "--max-new-tokens", "200", "--json", str(record)],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    assert len(lines) == 1 + 3 * 2  # header + 3 engines x 2 batch sizes
+    assert len(lines) == 1 + 4 * 2  # header + 4 engines x 2 batch sizes
     data = json.loads(record.read_text())
     assert data["versions"]["onnxruntime-genai"] and data["memory_bandwidth_gbs"] > 0
     assert data["batch1_decode_ceiling_tokens_per_s"] > 0
-    reasoning, fast = data["engines"][:2], data["engines"][2]
+    reasoning, fast = [*data["engines"][:2], data["engines"][3]], data["engines"][2]
     for run in fast["runs"]:  # triage generates nothing: verdicts, but no decode rate
         assert run["samples"] == 4 and run["mean_output_tokens"] == 0
         assert all(v[0] in ("harmful", "unharmful") for v in run["verdicts"])
@@ -62,6 +65,7 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
         assert engine["peak_rss_mb"] > 0
         for run in engine["runs"]:
             assert run["samples"] == 4 and run["agreement"] == 1.0, (engine["engine"], run)
+            assert run["looped"] == 0
             assert run["decode_tokens_per_s"] > 0 and run["p95_latency_s"] >= run["p50_latency_s"]
     torch_verdicts = data["engines"][0]["runs"][0]["verdicts"]
     assert any(v[0] == "harmful" for v in torch_verdicts)  # real verdicts, not all unknown

@@ -202,8 +202,9 @@ def test_any_cut_keeps_the_template_and_the_order(codec, prompt, response, data)
 # ---------------------------------------------------------------- the input budget
 
 
-def never_stops(_ctx: Sequence[int]) -> int:
-    return 5
+def never_stops(ctx: Sequence[int]) -> int:
+    """Never EOS (1), and never a loop either: the period, 89, is beyond the loop rule's."""
+    return 5 + len(ctx) ** 2 % 89
 
 
 def guard(codec: TextCodec, rule=never_stops, *, context: int = 2048, **options) -> Guard:  # noqa: ANN001
@@ -297,11 +298,27 @@ def test_answers_block_ends_generation_early(tiny_codec):
 
 def test_without_the_stop_rule_the_model_talks_to_the_budget(tiny_codec):
     rule = scripted(tiny_codec, {"talker": TRACE + CHATTER * 20})
-    g = guard(tiny_codec, rule, max_new_tokens=300, stop_at_answers=False)
+    g = guard(tiny_codec, rule, max_new_tokens=300, stop_at_answers=False, loops=None)
     result = g.classify_batch([Sample("1", "talker")])[0]
     assert result.generation.finish == "length"
     assert result.generation.output_tokens == 300
     assert "By the way" in result.generation.text
+
+
+def test_a_row_repeating_itself_stops_as_a_loop_with_the_verdict_of_its_text(tiny_codec):
+    """The same sentence over and over (CHATTER, verbatim) ends at the loop rule, long before
+    the budget; the verdict is read from what was written, so a loop before any Answers
+    block is unparsed (it fails the gate), and one after it keeps the answers it gave."""
+    plans = {"looper": "Let me think. " + CHATTER * 40, "after": TRACE + CHATTER * 40}
+    g = guard(tiny_codec, scripted(tiny_codec, plans), max_new_tokens=1500, stop_at_answers=False)
+    looper, after = g.classify_batch([Sample("1", "looper"), Sample("2", "after")])
+    assert looper.generation.finish == after.generation.finish == "loop"
+    chatter = len(tiny_codec.encode(CHATTER)) - 1
+    assert looper.generation.output_tokens < 9 * chatter + 20  # ~8 repeats, not 40
+    assert looper.generation.text.startswith("Let me think.")
+    assert not looper.verdict.parsed
+    assert after.verdict.request is Label.HARMFUL and after.verdict.parsed
+    assert g.engine.backend.steps == max(r.generation.output_tokens for r in (looper, after))
 
 
 def test_streamed_pieces_add_up_to_the_final_text(tiny_codec):

@@ -9,12 +9,13 @@ engine; scan's streaming is shown with a stub guard, so no test needs a model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardcli.core.batching import batch_cost, plan_batches
+from guardcli.core.batching import batch_cost, group_batches, plan_batches
 from guardcli.core.engine import Engine
 from guardcli.core.guard import Guard, GuardOptions
 from guardcli.core.records import Label, Result, Sample, Verdict
@@ -56,6 +57,26 @@ def test_batches_keep_order_and_fit_the_budget(lengths, max_rows, max_tokens):
         assert len(grown) > max_rows or batch_cost(grown) > max_tokens
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 5000), max_size=40),
+    max_rows=st.integers(1, 10),
+    max_tokens=st.integers(1, 40000),
+)
+def test_grouped_batches_hold_every_row_once_within_the_budget(lengths, max_rows, max_tokens):
+    groups = group_batches(lengths, max_rows=max_rows, max_tokens=max_tokens)
+    assert sorted(row for group in groups for row in group) == list(range(len(lengths)))
+    for group in groups:
+        assert 1 <= len(group) <= max_rows and group == sorted(group)
+        cost = batch_cost([lengths[r] for r in group])
+        assert len(group) == 1 or cost <= max_tokens
+    assert [group[0] for group in groups] == sorted(group[0] for group in groups)
+    if groups:  # the first input is in the first batch: it is never held back
+        assert groups[0][0] == 0
+    # never more batches than in input order
+    assert len(groups) <= len(plan_batches(lengths, max_rows=max_rows, max_tokens=max_tokens))
+
+
 def test_one_long_input_no_longer_pads_the_whole_batch():
     lengths = [300, 310, 8000, 290, 305, 300, 295, 320]
     plans = plan_batches(lengths, max_rows=8, max_tokens=8192)
@@ -65,20 +86,25 @@ def test_one_long_input_no_longer_pads_the_whole_batch():
     assert max(batch_cost([lengths[r] for r in rows]) for rows in plans) == 8000
 
 
-def test_the_guard_generates_within_the_budget_in_input_order(tiny_codec):  # noqa: F811
+@pytest.mark.parametrize(("lookahead", "expected"), [(1, [3, 1, 3]), (4, [6, 1])])
+def test_the_guard_generates_within_the_budget_in_input_order(tiny_codec, lookahead, expected):  # noqa: F811
     backend = FakeBackend(lambda ctx: 1, context_length=4096, eos_token_ids=frozenset({1}))
-    options = GuardOptions(max_new_tokens=16, batch_size=8, batch_tokens=2000)
+    options = GuardOptions(max_new_tokens=16, batch_size=8, batch_tokens=2000, lookahead=lookahead)
     guard = Guard(Engine(backend), tiny_codec, options)
     samples = [Sample(f"s{i}", "hello there") for i in range(6)]
     samples.insert(3, Sample("long", FILLER * 40))  # about 1,000 tokens
     results = guard.classify_batch(samples)
     assert [r.sample.id for r in results] == [s.id for s in samples]
     rows = [len(prompts) for prompts, _ in backend.started]
-    assert rows == [3, 1, 3]  # the long input ran alone; the rest were not reordered
+    # the long input runs alone; in input order it splits the short ones, grouped by
+    # length they run together (first, as they hold the first input)
+    assert rows == expected
     for prompts, _new_tokens in backend.started:
         assert len(prompts) == 1 or batch_cost([len(p) for p in prompts]) <= 2000
     with pytest.raises(UsageError):
         GuardOptions(batch_tokens=0)
+    with pytest.raises(UsageError):
+        GuardOptions(lookahead=0)
 
 
 # ---------------------------------------------------------------- windows (pure)
@@ -205,19 +231,23 @@ def test_an_unknown_policy_is_refused_before_any_model():
 # ---------------------------------------------------------------- streaming
 
 
-def test_run_reads_a_batch_at_a_time(tiny_codec):  # noqa: F811
+@pytest.mark.parametrize(("batch_size", "lookahead", "window"), [(4, 1, 4), (4, 4, 16), (1, 4, 1)])
+def test_run_reads_a_bounded_window_at_a_time(tiny_codec, batch_size, lookahead, window):  # noqa: F811
+    """The look-ahead bounds what is read before the first result (batch size 1 reads none:
+    a live stream is judged as it arrives), and results keep the input order."""
     read = []
 
     def source():
         for i in range(100):
             read.append(i)
-            yield Sample(f"s{i}", "hello")
+            yield Sample(f"s{i}", "hello " * (i % 7))  # lengths vary: batches get regrouped
 
     guard = long_guard(tiny_codec, "chunk")
+    guard.options = replace(guard.options, batch_size=batch_size, lookahead=lookahead)
     results = guard.run(source())
     first = next(results)
-    assert first.sample.id == "s0" and len(read) <= 4  # one batch read, not the whole input
-    assert len(list(results)) == 99
+    assert first.sample.id == "s0" and len(read) == window  # not the whole input
+    assert [r.sample.id for r in results] == [f"s{i}" for i in range(1, 100)]
 
 
 def test_scan_judges_the_first_batch_before_reading_the_rest(monkeypatch):

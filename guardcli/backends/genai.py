@@ -99,7 +99,16 @@ class _GenaiReader:
 class GenaiBackend:
     name = "onnxruntime-genai"
 
-    def __init__(self, bundle_dir: Path, *, device: str = "cpu", threads: int | None = None):
+    def __init__(
+        self,
+        bundle_dir: Path,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        session_options: dict[str, Any] | None = None,
+    ):
+        """``session_options`` go to onnxruntime-genai's ``session_options`` over ours
+        (e.g. ``enable_cpu_mem_arena``); scripts/bench.py measures them side by side."""
         no_telemetry()
         try:
             import numpy as np
@@ -123,6 +132,7 @@ class GenaiBackend:
             options = {"intra_op_num_threads": self.threads}
             if device == "cpu":
                 options["inter_op_num_threads"] = 1
+            options.update(session_options or {})
             config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
             config.clear_providers()
             if device == "cuda":

@@ -150,6 +150,7 @@ def open_guard(
     threads: int | None = None,
     verify_hashes: bool = True,
     options=None,  # noqa: ANN001 - GuardOptions; imported lazily with the engine
+    session_options: dict | None = None,  # onnxruntime-genai's, for measurements
 ):
     """A ready Guard over the resolved bundle, plus its manifest and the device it runs on."""
     from guardcli.backends.genai import GenaiBackend, pick_device
@@ -159,7 +160,9 @@ def open_guard(
 
     manifest = check_bundle(resolved.path, verify_hashes=verify_hashes)
     chosen = pick_device(device)
-    backend = GenaiBackend(resolved.path, device=chosen, threads=threads)
+    backend = GenaiBackend(
+        resolved.path, device=chosen, threads=threads, session_options=session_options
+    )
     from guardcli.core.triage import Thresholds
 
     try:

@@ -234,6 +234,7 @@ def _judge_on_ray(plan, done: dict, options: BatchOptions, summary: ScanSummary,
                     record = json.loads(line)
                     _count(summary, record)
                     summary.truncated += bool(record.get("truncated"))
+                    summary.finished(record.get("finish"))
         except KeyboardInterrupt:
             note = " (interrupted; finished results kept, --resume continues)"
             summary.report(quiet=options.quiet, note=note)

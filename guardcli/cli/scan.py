@@ -336,6 +336,7 @@ def _moderate(samples, model, targets, options, summary) -> None:  # noqa: ANN00
                 )
                 if result.generation is not None:
                     summary.truncated += result.generation.truncated_input
+                    summary.finished(result.generation.finish)
                 summary.windowed += result.windows > 1
                 bar.advance(task)
         complete = True

@@ -30,6 +30,7 @@ class ScanSummary:
     shard: Shard | None = None
     other_shards: int = 0  # samples read but left to the other shards
     windowed: int = 0  # long inputs judged in windows (--long chunk)
+    looped: int = 0  # generations stopped in a cycle of repeated tokens (finish "loop")
     started: float = field(default_factory=time.perf_counter)
     skips: SkipReporter = field(default_factory=SkipReporter)
 
@@ -43,6 +44,11 @@ class ScanSummary:
         self.flagged += fails(self.fail_on, request=request, response=response)
         self.unparsed += not parsed
         self.injected += bool(injection)
+
+    def finished(self, finish: str | None) -> None:
+        """One judged sample's ``finish``: a loop is counted, since its verdict comes from a
+        generation cut short (usually unparsed, so it fails the gate)."""
+        self.looped += finish == "loop"
 
     def line(self) -> str:
         took = time.perf_counter() - self.started
@@ -58,6 +64,8 @@ class ScanSummary:
             f"{self.skipped} skipped",
             f"{self.truncated} truncated",
         ]
+        if self.looped:
+            parts.append(f"{self.looped} looped")
         if self.shard is not None:
             parts.append(f"{self.other_shards} in other shards (this is shard {self.shard})")
         return "guardcli: " + ", ".join(parts) + f" in {took:.1f}s"
@@ -76,6 +84,11 @@ class ScanSummary:
                 f"guardcli: warning: {plural(self.injected, 'input')} with text shaped like the "
                 "guard's own template (see the injection field)"
                 + ("" if self.allow_injection else "; they fail the gate (--allow-injection)")
+            )
+        if self.looped:
+            say(
+                f"guardcli: warning: {plural(self.looped, 'generation')} stopped repeating "
+                "itself (finish: loop); their verdicts come from the text written until then"
             )
         if self.windowed:
             inputs = plural(self.windowed, "long input")

@@ -47,3 +47,17 @@ def plan_batches(lengths: Sequence[int], *, max_rows: int, max_tokens: int) -> l
     if start < len(lengths):
         plans.append(range(start, len(lengths)))
     return plans
+
+
+def group_batches(lengths: Sequence[int], *, max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Every row of a look-ahead window exactly once, in batches of similar length, each
+    within ``max_rows`` and ``max_tokens`` (a row too costly alone gets its own batch).
+
+    The rows are sorted by length and cut as ``plan_batches`` cuts; the batches then run in
+    the order of their earliest row, so the first inputs are judged first and the caller can
+    emit results in input order as soon as each prefix is complete. Each batch lists its
+    rows in input order."""
+    order = sorted(range(len(lengths)), key=lambda row: (lengths[row], row))
+    plans = plan_batches([lengths[row] for row in order], max_rows=max_rows, max_tokens=max_tokens)
+    groups = [sorted(order[i] for i in rows) for rows in plans]
+    return sorted(groups, key=lambda group: group[0])

@@ -7,8 +7,9 @@ backend could be added without touching the CLI. One ``generate`` call is:
 1. prefill: the right-padded batch is appended to the backend (one forward pass) and the
    first token of every row comes out;
 2. decode: one token per row per step, reusing the KV cache, until every row has stopped —
-   at EOS, at ``max_new_tokens``, or when the caller's ``should_stop`` says its answer is
-   complete.
+   at EOS, at ``max_new_tokens``, when the caller's ``should_stop`` says its answer is
+   complete, or (given a ``LoopRule``) when its tokens have fallen into a cycle
+   (guardcli.core.loops).
 
 ``choose`` is the other way to use a model (fast triage): no decoding at all. The prompt is
 fed once, then at each choice a few forced tokens are appended and only the logits of the
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from guardcli.core.loops import LoopRule, LoopWatch
 from guardcli.errors import ModelError
 
 
@@ -89,7 +91,8 @@ class Choices:
 
 @dataclass(frozen=True)
 class Completion:
-    """One row's outcome. ``finish`` is "eos", "stop" (the caller's stop rule) or "length"."""
+    """One row's outcome. ``finish`` is "eos", "stop" (the caller's stop rule), "loop" (the
+    row's tokens cycle: guardcli.core.loops) or "length"."""
 
     tokens: list[int]
     finish: str
@@ -190,6 +193,7 @@ class Engine:
         should_stop: StopRule | None = None,
         on_token: TokenCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
+        loops: LoopRule | None = None,
     ) -> list[Completion]:
         if not prompts:
             return []
@@ -210,6 +214,7 @@ class Engine:
         out: list[list[int]] = [[] for _ in range(rows)]
         finish: list[str | None] = [None] * rows
         ended_at = [0.0] * rows
+        watches = [LoopWatch(loops) for _ in range(rows)] if loops is not None else None
         start = time.perf_counter()
         decoder = self.backend.start(prompts, budget)
         prefill_s = 0.0
@@ -233,6 +238,8 @@ class Engine:
                         on_token(row, token)
                     if should_stop is not None and should_stop(row, out[row]):
                         finish[row], ended_at[row] = "stop", now
+                    elif watches is not None and watches[row].push(token):
+                        finish[row], ended_at[row] = "loop", now
                     elif len(out[row]) >= budget:
                         finish[row], ended_at[row] = "length", now
                 if all(f is not None for f in finish):

@@ -11,10 +11,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from guardcli.core.batching import DEFAULT_BATCH_TOKENS, plan_batches
+from guardcli.core.batching import DEFAULT_BATCH_TOKENS, group_batches, plan_batches
 from guardcli.core.engine import Engine
 from guardcli.core.fitting import Encoded, encode_sample
 from guardcli.core.injection import screen, worst
+from guardcli.core.loops import DEFAULT_LOOP_RULE, LoopRule
 from guardcli.core.parse import answers_complete, parse
 from guardcli.core.records import Generation, Label, Result, Sample
 from guardcli.core.tasks import FIELDS
@@ -34,6 +35,7 @@ DEFAULT_MAX_NEW_TOKENS = 1024  # real traces run past 4,000 characters (~1,000 t
 MODES = ("reason", "fast", "cascade")
 DEFAULT_BAND = (0.2, 0.8)
 DEFAULT_BATCH = 8  # samples generated together
+DEFAULT_LOOKAHEAD = 4  # batches' worth of inputs read ahead and grouped by length
 
 # (row in batch, text piece) as the model writes it
 TextCallback = Callable[[int, str], None]
@@ -56,6 +58,12 @@ class GuardOptions:
     long: str = DEFAULT_LONG
     # Padded tokens per generated batch (guardcli.core.batching): bounds memory.
     batch_tokens: int = DEFAULT_BATCH_TOKENS
+    # A row whose tokens cycle stops there (finish "loop"; guardcli.core.loops); None: never.
+    loops: LoopRule | None = DEFAULT_LOOP_RULE
+    # Inputs read ahead, in batches' worth, and grouped into batches of similar length
+    # (guardcli.core.batching.group_batches); results still come out in input order. 1: each
+    # batch is the next inputs in order. Batch size 1 and fast mode never read ahead.
+    lookahead: int = DEFAULT_LOOKAHEAD
 
     def __post_init__(self) -> None:
         """Refuse a bad mode or band when the options are made, before any model loads."""
@@ -64,6 +72,8 @@ class GuardOptions:
         check_long(self.long)
         if self.batch_tokens < 1:
             raise UsageError("--batch-tokens must be at least 1")
+        if self.lookahead < 1:
+            raise UsageError("the look-ahead must be at least 1 batch")
         low, high = self.band
         if not 0.0 <= low <= high <= 1.0:
             raise UsageError(
@@ -105,6 +115,19 @@ class Guard:
         # Refuse an impossible budget now, before a scan reads its first sample.
         input_limit(engine.backend.context_length, self.options)
         self._triage = None
+
+    @property
+    def _grouping(self) -> bool:
+        """Whether batches are grouped by length: not at batch size 1 (nothing to group),
+        nor in fast mode (triage reads one input at a time, with no padding)."""
+        options = self.options
+        return options.lookahead > 1 and options.batch_size > 1 and options.mode != "fast"
+
+    @property
+    def _window(self) -> int:
+        """Inputs (windows of long ones) read before judging: ``lookahead`` batches' worth
+        when grouping, else one batch."""
+        return self.options.batch_size * (self.options.lookahead if self._grouping else 1)
 
     @property
     def input_limit(self) -> int:
@@ -217,34 +240,37 @@ class Guard:
         cancelled: Callable[[], bool] | None = None,
         careful: Sequence[bool] | None = None,
     ) -> list[Result]:
-        """Full reasoning for every sample, in order, generated in batches that each fit the
-        row and token budgets (guardcli.core.batching). A ``careful`` row (its input quoted
-        template markers) runs to the end of the model's output: a block the model quotes
-        mid-reasoning must not end it, and parse reads the last one."""
+        """Full reasoning, results in input order, in batches of similar length within the row
+        and token budgets (guardcli.core.batching). A ``careful`` row (its input quoted template
+        markers) runs to the model's end: a quoted block must not end it (parse reads the last)."""
         if not samples:
             return []
         stops = [not c for c in careful] if careful is not None else [True] * len(samples)
         encoded = [self.encode(s) for s in samples]
-        plans = plan_batches(
-            [len(e.ids) for e in encoded],
-            max_rows=self.options.batch_size,
-            max_tokens=self.options.batch_tokens,
-        )
-        results: list[Result] = []
-        for rows in plans:
+        placed: dict[int, Result] = {}
+        for rows in self._plan([len(e.ids) for e in encoded]):
 
-            def on_row_text(row: int, piece: str, first: int = rows.start) -> None:
+            def on_row_text(row: int, piece: str, rows: list[int] = rows) -> None:
                 if on_text is not None:
-                    on_text(first + row, piece)
+                    on_text(rows[row], piece)
 
-            results += self._generate(
-                samples[rows.start : rows.stop],
-                encoded[rows.start : rows.stop],
-                stops[rows.start : rows.stop],
+            batch = self._generate(
+                [samples[row] for row in rows],
+                [encoded[row] for row in rows],
+                [stops[row] for row in rows],
                 on_text=on_row_text if on_text is not None else None,
                 cancelled=cancelled,
             )
-        return results
+            placed.update(zip(rows, batch, strict=True))
+        return [placed[row] for row in range(len(samples))]
+
+    def _plan(self, lengths: Sequence[int]) -> list[list[int]]:
+        """The batches of these inputs within the row and token budgets: grouped by length
+        when the options read ahead, else consecutive runs in input order."""
+        budget = {"max_rows": self.options.batch_size, "max_tokens": self.options.batch_tokens}
+        if self._grouping:
+            return group_batches(lengths, **budget)
+        return [list(rows) for rows in plan_batches(lengths, **budget)]
 
     def _generate(
         self,
@@ -275,6 +301,7 @@ class Guard:
             should_stop=should_stop,
             on_token=on_token,
             cancelled=cancelled,
+            loops=self.options.loops,
         )
         results = []
         for row, (sample, enc, completion) in enumerate(
@@ -310,7 +337,8 @@ class Guard:
         cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[Result]:
         """Results in input order, as soon as each sample's batch is done, so callers can write
-        as they go. ``samples`` is read lazily: a batch's worth at a time, never all of it.
+        as they go. ``samples`` is read lazily: ``lookahead`` batches' worth at a time (one
+        sample at batch size 1, so a live stream is judged as it arrives), never all of it.
         An input longer than the context is judged in windows under ``--long chunk``."""
         pending: deque[tuple[Sample, list]] = deque()  # samples whose windows are in flight
         judged: list[Result] = []  # window results not yet combined, in order
@@ -319,7 +347,7 @@ class Guard:
             plan = self.windows(sample)
             pending.append((sample, plan))
             batch += window_samples(sample, plan) if len(plan) > 1 else [sample]
-            if len(batch) >= self.options.batch_size:
+            if len(batch) >= self._window:
                 yield from self._judge_windows(batch, pending, judged, cancelled)
                 batch = []
         if batch:
@@ -332,13 +360,18 @@ class Guard:
         judged: list[Result],
         cancelled: Callable[[], bool] | None,
     ) -> Iterator[Result]:
-        """Judge ``batch`` in the budget's sub-batches, yielding each finished sample as soon
-        as its sub-batch is done (a long input does not hold back the short ones before it)."""
+        """Judge ``batch`` in the budget's sub-batches (grouped by length, see ``_plan``),
+        yielding each finished sample as soon as it and every sample before it are done (a
+        long input does not hold back the short ones before it)."""
         lengths = [len(self.encode(sample).ids) for sample in batch]
-        for rows in plan_batches(
-            lengths, max_rows=self.options.batch_size, max_tokens=self.options.batch_tokens
-        ):
-            judged += self.classify_batch(batch[rows.start : rows.stop], cancelled=cancelled)
+        done: dict[int, Result] = {}
+        emitted = 0
+        for rows in self._plan(lengths):
+            chunk = self.classify_batch([batch[row] for row in rows], cancelled=cancelled)
+            done.update(zip(rows, chunk, strict=True))
+            while emitted in done:  # the complete prefix, in input order
+                judged.append(done.pop(emitted))
+                emitted += 1
             yield from finished(pending, judged)
 
 

@@ -95,6 +95,13 @@ class Verdict:
         return self.response is Label.HARMFUL
 
 
+# Why a generation ended, the one vocabulary of the record's ``finish`` field: the model's
+# end-of-sequence token; the Answers block complete (guardcli stops there); a cycle of
+# repeated tokens (guardcli.core.loops: stopped, never silently, the verdict from what was
+# written); the token budget spent. Fast triage writes no text and reports "answers".
+FINISHES = ("eos", "answers", "loop", "length")
+
+
 @dataclass(frozen=True)
 class Generation:
     """What the engine reports for one sample: token counts, timings, why it stopped."""
@@ -103,7 +110,7 @@ class Generation:
     prompt_tokens: int
     output_tokens: int
     latency_s: float
-    finish: str  # "eos" | "answers" | "length"
+    finish: str  # one of FINISHES
     truncated_input: bool = False
     prefill_s: float = 0.0  # the batch's prefill, shared by its rows (benchmarks split on it)
     mode: str = "reason"  # "reason": the model wrote its reasoning; "fast": label tokens only
