@@ -174,10 +174,10 @@ def _benchmark(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_tiny_recipe_end_to_end(fixture_bundle, tmp_path, capsys):
+def test_tiny_recipe_end_to_end(fixture_checkpoint, tmp_path, capsys):
     from safetensors.numpy import load_file
 
-    base = fixture_bundle.parent / "checkpoint"
+    base = fixture_checkpoint
     data = tmp_path / "data"
     data.mkdir()
     labelled = _labelled(data / "labelled.jsonl")
