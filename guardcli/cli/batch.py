@@ -184,7 +184,7 @@ def run_batch(options: BatchOptions, *, judge: type | None = None) -> ExitCode:
             hint="check the paths and the messages above",
         )
     for ident in plan.resumed:  # the batch's verdict, not just this run's
-        _count(summary, done[ident])
+        summary.count_record(done[ident])
         summary.scanned += 1
         summary.resumed += 1
     if plan.total and _judge_on_ray(plan, done, options, summary, judge) is ExitCode.INTERRUPTED:
@@ -232,7 +232,7 @@ def _judge_on_ray(plan, done: dict, options: BatchOptions, summary: ScanSummary,
                     judged += 1
                     summary.scanned += 1
                     record = json.loads(line)
-                    _count(summary, record)
+                    summary.count_record(record)
                     summary.truncated += bool(record.get("truncated"))
                     summary.finished(record.get("finish"))
         except KeyboardInterrupt:
@@ -245,12 +245,3 @@ def _judge_on_ray(plan, done: dict, options: BatchOptions, summary: ScanSummary,
             hint="were the inputs changed while the job ran? rerun with --resume",
         )
     return None
-
-
-def _count(summary: ScanSummary, record: dict) -> None:
-    summary.count(
-        request=record.get("request") == "harmful",
-        response=record.get("response") == "harmful",
-        parsed=record.get("status") != "failed",
-        injection=record.get("injection") or (),
-    )

@@ -297,12 +297,7 @@ def _not_done(samples: Iterable[Sample], done: dict[str, dict], summary: ScanSum
             continue
         summary.scanned += 1
         summary.resumed += 1
-        summary.count(
-            request=record.get("request") == "harmful",
-            response=record.get("response") == "harmful",
-            parsed=record.get("status") != "failed",
-            injection=record.get("injection") or (),
-        )
+        summary.count_record(record)
 
 
 def _moderate(samples, model, targets, options, summary) -> None:  # noqa: ANN001

@@ -45,6 +45,16 @@ class ScanSummary:
         self.unparsed += not parsed
         self.injected += bool(injection)
 
+    def count_record(self, record: dict) -> None:
+        """One sample judged earlier, read back from its output record (a resumed --output,
+        or a Ray actor's line): counted as if judged now."""
+        self.count(
+            request=record.get("request") == "harmful",
+            response=record.get("response") == "harmful",
+            parsed=record.get("status") != "failed",
+            injection=record.get("injection") or (),
+        )
+
     def finished(self, finish: str | None) -> None:
         """One judged sample's ``finish``: a loop is counted, since its verdict comes from a
         generation cut short (usually unparsed, so it fails the gate)."""
