@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from guardcli.cli.console import say
-from guardcli.cli.options import ModelOptions, parse_band
+from guardcli.cli.options import ModelOptions
 
 if TYPE_CHECKING:  # the API's model loads with the model, not with --help
     from guardcli.api import GuardModel
@@ -20,17 +20,10 @@ def open_model(options: ModelOptions, *, batch_size: int) -> GuardModel:
 
     opened = load(
         options.model,
-        mode=options.mode,
         device=options.device,
         threads=options.threads,
         verify=options.verify,
-        batch_size=batch_size,
-        max_new_tokens=options.max_new_tokens,
-        max_input_tokens=options.max_input_tokens,
-        band=parse_band(options.band),
-        explain_flagged=options.explain_flagged,
-        long=options.long,
-        batch_tokens=options.batch_tokens,
+        **options.judging(batch_size),
     )
     manifest = opened.manifest
     say(

@@ -173,20 +173,25 @@ class ModelOptions:
     long: str = DEFAULT_LONG
     batch_tokens: int = DEFAULT_BATCH_TOKENS
 
+    def judging(self, batch_size: int) -> dict[str, object]:
+        """How the model judges, as guardcli.load and guardcli.api.guard_options take it: one
+        mapping from these options, for the command that opens a model and for batch's actors."""
+        return {
+            "mode": self.mode,
+            "batch_size": batch_size,
+            "max_new_tokens": self.max_new_tokens,
+            "max_input_tokens": self.max_input_tokens,
+            "band": parse_band(self.band),
+            "explain_flagged": self.explain_flagged,
+            "long": self.long,
+            "batch_tokens": self.batch_tokens,
+        }
+
     def guard(self, batch_size: int) -> GuardOptions:
         """These options as the engine takes them (guardcli batch ships them to its actors)."""
         from guardcli.api import guard_options
 
-        return guard_options(
-            mode=self.mode,
-            batch_size=batch_size,
-            max_new_tokens=self.max_new_tokens,
-            max_input_tokens=self.max_input_tokens,
-            band=parse_band(self.band),
-            explain_flagged=self.explain_flagged,
-            long=self.long,
-            batch_tokens=self.batch_tokens,
-        )
+        return guard_options(**self.judging(batch_size))
 
 
 def parse_band(text: str) -> tuple[float, float]:
