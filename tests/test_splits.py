@@ -82,3 +82,21 @@ def test_calibration_picks_the_best_f1_within_the_fpr_budget():
     loose = pick(positives, negatives, max_fpr=0.1)
     assert loose.threshold == 0.6 and loose.fpr == pytest.approx(0.1) and loose.tpr == 1.0
     assert at(positives, negatives, 0.5).fpr == pytest.approx(0.2)
+
+
+def test_the_recipe_self_distils_no_validation_prompt(prompts):
+    """Phase 2 of the v2 recipe samples traces for training prompts: its own section (inputs,
+    --holdout-split, --request-label) must leave every validation prompt out, and say how many."""
+    from export.data.splits import prompt_key, validation_keys
+    from export.distill.inputs import gather_inputs, select
+    from export.recipe import load_recipe
+
+    recipe = load_recipe(ROOT / "models" / "nano" / "recipe-v2.yaml")
+    section = recipe.section("self-distill")
+    assert section["holdout-split"] == str(splits.LINES)
+    inputs = gather_inputs([str(ROOT / section["input"])])
+    held = validation_keys(ROOT / section["holdout-split"], prompts)
+    chosen, selection = select(inputs, held=held, request=section["request-label"])
+    assert selection.held_out >= len(held) > 700
+    assert not {prompt_key(e.item.sample.prompt) for e in chosen.by_key.values()} & held
+    assert {e.item.gold.request.value for e in chosen.by_key.values()} == {"unharmful"}

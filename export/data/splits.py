@@ -131,6 +131,11 @@ def load(prompts: Path = PROMPTS, lines_file: Path = LINES) -> Split:
     return result
 
 
+def validation_keys(lines_file: Path = LINES, prompts: Path = PROMPTS) -> frozenset[str]:
+    """``prompt_key`` of every validation prompt: what no training stage may see."""
+    return frozenset(prompt_key(r.prompt) for r in load(prompts, lines_file).validation)
+
+
 def write_jsonl(rows: list[Labelled], path: Path) -> None:
     """Rows as labelled JSONL ``guardcli eval`` reads (``prompt``, ``request``, ``id``)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from export import positive_int
 from export.cli import run_main
-from export.distill.inputs import Inputs, gather_inputs, refused_benchmarks
+from export.distill.inputs import Inputs, gather_inputs, refused_benchmarks, select
 from export.distill.judging import (
     CHARS_PER_TOKEN,
     DEFAULT_MAX_TRACE_TOKENS,
@@ -79,6 +79,8 @@ class Options:
     api_key_env: str = "OPENAI_API_KEY"
     workers: int = 4
     device: str = "cpu"
+    holdout_split: Path | None = None  # validation.lines of export.data.splits: never sampled
+    request_label: str | None = None  # only inputs whose gold request is this
 
 
 def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summary:
@@ -89,14 +91,19 @@ def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summa
     inputs = gather_inputs(
         opts.inputs, task=opts.task, refused=refused, implied_none=opts.implied_none
     )
-    if opts.limit is not None:
-        inputs = replace(inputs, by_key=dict(list(inputs.by_key.items())[: opts.limit]))
+    inputs, selection = select(
+        inputs, held=_held(opts.holdout_split), request=opts.request_label, limit=opts.limit
+    )
     summary = Summary(
         inputs=len(inputs.by_key),
         skipped_records=len(inputs.skips),
         conflicting_inputs=len(inputs.conflicts),
         max_trace_tokens=opts.max_trace_tokens,
+        selection=selection,
     )
+    if selection.held_out:
+        held, lines = selection.held_out, opts.holdout_split
+        say(f"note: {held} inputs are validation prompts ({lines}): left out")
     _report_skips(inputs.skips, "input", say)
     for conflict in inputs.conflicts:
         say(f"dropped (gold labels disagree): {conflict}")
@@ -119,6 +126,21 @@ def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summa
         json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return summary
+
+
+def _held(lines: Path | None) -> frozenset[str]:
+    """The validation split's prompt keys: self-distillation must never see them."""
+    if lines is None:
+        return frozenset()
+    from export.data import splits
+
+    try:
+        return splits.validation_keys(lines, splits.PROMPTS)
+    except OSError as exc:
+        raise InputError(
+            f"--holdout-split {lines}: {exc.strerror or exc}",
+            hint=f"it needs {lines} and {splits.PROMPTS} (run from the repository root)",
+        ) from None
 
 
 def _candidates(
@@ -229,7 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark name, e.g. HarmBenchResponse -> response)",
     )
     data.add_argument(
-        "--limit", type=positive_int, metavar="N", help="use only the first N distinct inputs"
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="use only the first N distinct inputs (after --holdout-split, --request-label)",
+    )
+    data.add_argument(
+        "--holdout-split",
+        type=Path,
+        metavar="LINES",
+        help="leave out every input whose prompt is in this validation split (the "
+        "validation.lines of python -m export.data.splits, over its prompts file), counted",
+    )
+    data.add_argument(
+        "--request-label",
+        choices=("harmful", "unharmful"),
+        help="only inputs whose gold request label is this (the others counted), e.g. to give "
+        "the harmless side its own sampling budget",
     )
     data.add_argument(
         "--exclude-benchmark",
@@ -359,6 +397,8 @@ def _run(args: argparse.Namespace) -> int:
         api_key_env=args.api_key_env,
         workers=args.workers,
         device=args.device,
+        holdout_split=args.holdout_split,
+        request_label=args.request_label,
     )
     summary = distill(opts)
     print(render(summary))

@@ -104,3 +104,40 @@ def merge_gold(a: Gold, b: Gold) -> tuple[Gold, str | None]:
             return a, f"{name} {x} vs {y}"
         merged[name] = x if x is not None else y
     return Gold(**merged), None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What was left out of the inputs before sampling, counted so nothing vanishes silently."""
+
+    held_out: int = 0  # prompts of the validation split (export.data.splits)
+    other_label: int = 0  # gold request label not the one asked for
+    over_limit: int = 0
+
+
+def select(
+    inputs: Inputs,
+    *,
+    held: frozenset[str] | set[str] = frozenset(),
+    request: str | None = None,
+    limit: int | None = None,
+) -> tuple[Inputs, Selection]:
+    """The inputs a run samples for, in file order: validation prompts out (``held`` holds
+    ``export.data.splits.prompt_key`` of each), only one gold request label if asked (so the
+    harmless side, which a biased student rarely gets right, can be given its own budget),
+    then the first ``limit``."""
+    from export.data.splits import prompt_key
+
+    kept: dict[str, Input] = {}
+    held_out = other = 0
+    for key, entry in inputs.by_key.items():
+        if held and prompt_key(entry.item.sample.prompt) in held:
+            held_out += 1
+        elif request is not None and getattr(entry.item.gold.request, "value", None) != request:
+            other += 1
+        else:
+            kept[key] = entry
+    over = max(0, len(kept) - limit) if limit is not None else 0
+    if over:
+        kept = dict(list(kept.items())[:limit])
+    return replace(inputs, by_key=kept), Selection(held_out, other, over)

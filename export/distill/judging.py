@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.distill.inputs import Inputs
+from export.distill.inputs import Inputs, Selection
 from export.distill.teachers import Candidate, Teacher
 from guardcli.core.parse import answers_region, parse
 from guardcli.core.prompt import INSTRUCTION, format_pair
@@ -62,6 +62,7 @@ class Summary:
     without_candidates: int = 0
     token_count: str = ""
     max_trace_tokens: int = DEFAULT_MAX_TRACE_TOKENS
+    selection: Selection = field(default_factory=Selection)
 
     def record(self, candidate: Candidate, gold: Gold, reason: str | None) -> None:
         outcome = "kept" if reason is None else reason
@@ -79,6 +80,11 @@ class Summary:
             "inputs": self.inputs,
             "skipped_records": self.skipped_records,
             "conflicting_inputs": self.conflicting_inputs,
+            "left_out": {
+                "validation_split": self.selection.held_out,
+                "other_request_label": self.selection.other_label,
+                "over_limit": self.selection.over_limit,
+            },
             "candidates": self.candidates,
             "unmatched_traces": self.unmatched_traces,
             "kept": self.kept,
@@ -201,6 +207,8 @@ def render(summary: Summary) -> str:
     lines = [
         f"inputs: {data['inputs']} (skipped records {data['skipped_records']}, "
         f"dropped for conflicting gold {data['conflicting_inputs']})",
+        "left out before sampling: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["left_out"].items()),
         f"candidates: {data['candidates']} (unmatched traces ignored: {data['unmatched_traces']})",
         f"kept: {data['kept']}   rejected: {data['rejected_total']}",
     ]
