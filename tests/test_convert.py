@@ -267,6 +267,45 @@ def test_fp32_bundle_is_complete_and_exact(tiny, fp32_bundle):
     assert len(tokenizer.encode("Human user:\nhi")) > 0
 
 
+def test_last_position_logits_change_no_token(tiny, fp32_bundle, tmp_path):
+    """The rewritten head (the default) and the builder's full head give the same greedy tokens
+    for right-padded rows of different lengths, and the same logits wherever genai reads them:
+    a prefill's last position, a decode step, a reader appending after a rewind."""
+    import numpy as np
+    import onnx
+
+    from export.convert.lastpos import MARK
+    from guardcli.backends.genai import GenaiBackend, open_engine
+
+    full = tmp_path / "all-positions"
+    assert _convert(tiny, full, "--all-positions", "--validate", "1", "--max-new-tokens", "8") == 0
+    graphs = {
+        b: onnx.load(str(b / "model.onnx"), load_external_data=False) for b in (fp32_bundle, full)
+    }
+    assert any(n.name.startswith(MARK) for n in graphs[fp32_bundle].graph.node)
+    assert not any(n.name.startswith(MARK) for n in graphs[full].graph.node)
+    assert read_manifest(fp32_bundle).built_with["logits"].startswith("last-position logits")
+    assert read_manifest(full).built_with["logits"].startswith("all positions")
+
+    prompts = [list(range(5, 45)), list(range(60, 67)), list(range(100, 121)), [7]]
+    runs = [open_engine(b).generate(prompts, max_new_tokens=12) for b in (fp32_bundle, full)]
+    assert [r.tokens for r in runs[0]] == [r.tokens for r in runs[1]]
+    assert all(len(r.tokens) for r in runs[0])
+
+    def read(bundle: Path) -> list[np.ndarray]:
+        reader = GenaiBackend(bundle).reader(64)
+        seen = []
+        for ids, rewind in ((prompts[0], 30), (prompts[1], None)):
+            reader.append(ids)
+            seen.append(np.asarray(reader.logits(range(400))))
+            if rewind:
+                reader.rewind(rewind)
+        return seen
+
+    for a, b in zip(read(fp32_bundle), read(full), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_tampered_file_is_reported(fp32_bundle, tmp_path):
     copy = tmp_path / "bundle"

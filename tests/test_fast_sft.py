@@ -15,7 +15,13 @@ import pytest
 from export.data import splits
 from export.train.base import open_base
 from export.train.fast_sft import Options, train
-from export.train.sft_data import LabelExample, build_data, label_sequence, trace_sequence
+from export.train.sft_data import (
+    LabelExample,
+    balance_prompt_traces,
+    build_data,
+    label_sequence,
+    trace_sequence,
+)
 from export.train.sft_model import LoraLM
 from guardcli.core.prompt import INSTRUCTION, build_input, format_pair
 from guardcli.core.records import Label
@@ -197,3 +203,25 @@ def test_a_published_state_continues_on_a_fresh_checkout(base_dir, data_files, t
     assert [s["step"] for s in log["steps"]] == [1, 2, 3, 4, 5, 6]
     assert log["steps"][:3] == partial["steps"]
     assert (fresh / "train_log.json").is_file()
+
+
+def _row(prompt: str, response: str | None, request: str):  # noqa: ANN202
+    from export.train.rows import TrainRow
+
+    answers = f"Answers: \nRequest: {request}\nCompletion: None\nResponse: None"
+    return TrainRow(build_input(prompt, response), f"# Task 1\n...\n---\n\n{answers}", prompt)
+
+
+def test_balancing_repeats_the_rarer_label_of_prompt_only_traces():
+    rows = [_row(f"h{i}", None, "harmful") for i in range(7)]
+    rows += [_row(f"u{i}", None, "unharmful") for i in range(3)]
+    rows += [_row(f"r{i}", "ok", "harmful") for i in range(4)]  # with a response: left alone
+    out, repeats = balance_prompt_traces(rows, seed=0)
+    assert repeats == 4 and out[: len(rows)] == rows
+    extra = out[len(rows) :]
+    assert {r.where[0] for r in extra} == {"u"}
+    assert max(extra.count(r) for r in extra) == 2  # each repeated at most ceil(7/3)-1 times
+    again, _ = balance_prompt_traces(rows, seed=0)
+    assert again == out  # seeded
+    even = rows[:3] + rows[7:10]
+    assert balance_prompt_traces(even, seed=0) == (even, 0)

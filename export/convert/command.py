@@ -39,6 +39,7 @@ from export.convert.builder import (
 )
 from export.convert.encoding import bos_token_id, decide_add_bos
 from export.convert.fixups import as_list, fix_genai_config, settle_tokenizer
+from export.convert.lastpos import rewrite as last_position_rewrite
 from export.convert.sources import resolve_source, with_tokenizer
 from guardcli.bundles.manifest import MANIFEST, Manifest, bundle_files, write_manifest
 from guardcli.core.prompt import TEMPLATE_ID
@@ -83,6 +84,7 @@ class Options:
     int4_accuracy_level: int | None = None
     validate: int = 4
     no_validate: bool = False
+    all_positions: bool = False  # keep the builder's LM head over every position
     validation_file: Path | None = None
     max_new_tokens: int = 64
     force: bool = False
@@ -185,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         "2 fp16, 3 bf16, 4 int8 activations (fastest on CPU, least exact). Default: the "
         "builder's choice, which is 4 for cpu. The effective value is recorded in the manifest",
     )
+    build.add_argument(
+        "--all-positions",
+        action="store_true",
+        help="keep the builder's graph, whose LM head computes logits for every input position "
+        "(default: only each row's last real position, what generation reads: a faster "
+        "prefill with the same tokens; export/convert/lastpos.py)",
+    )
     check = parser.add_argument_group("validation (bundle vs transformers fp32, greedy)")
     check.add_argument(
         "--validate",
@@ -250,6 +259,10 @@ def convert(opts: Options) -> Outcome:
         stats["build_s"] = round(time.perf_counter() - t0, 2)
         stats["builder_peak_rss_mb"] = children_peak_rss_mb()
 
+        graph = "all positions (--all-positions)"
+        if not opts.all_positions:
+            graph = last_position_rewrite(output / "model.onnx")
+            print(f"graph: {graph}", flush=True)
         genai = fix_genai_config(output, config, gen_config)
         model_cfg = genai["model"]
         settle_tokenizer(output, checkpoint, texts)
@@ -270,7 +283,7 @@ def convert(opts: Options) -> Outcome:
             pad_token_id=int(model_cfg["pad_token_id"]),
             add_bos=add_bos,
             context_length=int(model_cfg["context_length"]),
-            built_with=built_with(builder_options, output),
+            built_with={**built_with(builder_options, output), "logits": graph},
             validation={"passed": None, "skipped": "validation did not finish"},
         )
         # Unhashed placeholder so a crash during validation leaves a bundle verify rejects.

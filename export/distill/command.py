@@ -37,7 +37,7 @@ from pathlib import Path
 
 from export import positive_int
 from export.cli import run_main
-from export.distill.inputs import Inputs, gather_inputs, refused_benchmarks, select
+from export.distill.inputs import Inputs, gather_inputs, holdout_keys, refused_benchmarks, select
 from export.distill.judging import (
     CHARS_PER_TOKEN,
     DEFAULT_MAX_TRACE_TOKENS,
@@ -92,7 +92,7 @@ def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summa
         opts.inputs, task=opts.task, refused=refused, implied_none=opts.implied_none
     )
     inputs, selection = select(
-        inputs, held=_held(opts.holdout_split), request=opts.request_label, limit=opts.limit
+        inputs, held=holdout_keys(opts.holdout_split), request=opts.request_label, limit=opts.limit
     )
     summary = Summary(
         inputs=len(inputs.by_key),
@@ -126,21 +126,6 @@ def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summa
         json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return summary
-
-
-def _held(lines: Path | None) -> frozenset[str]:
-    """The validation split's prompt keys: self-distillation must never see them."""
-    if lines is None:
-        return frozenset()
-    from export.data import splits
-
-    try:
-        return splits.validation_keys(lines, splits.PROMPTS)
-    except OSError as exc:
-        raise InputError(
-            f"--holdout-split {lines}: {exc.strerror or exc}",
-            hint=f"it needs {lines} and {splits.PROMPTS} (run from the repository root)",
-        ) from None
 
 
 def _candidates(

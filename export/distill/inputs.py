@@ -11,7 +11,7 @@ from pathlib import Path
 
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Skip
-from guardcli.errors import UsageError
+from guardcli.errors import InputError, UsageError
 from guardcli.eval.benchmarks import HELD_OUT, benchmark_of
 from guardcli.eval.labelled import Gold, LabelledSample, implied, load_labelled
 
@@ -141,3 +141,18 @@ def select(
     if over:
         kept = dict(list(kept.items())[:limit])
     return replace(inputs, by_key=kept), Selection(held_out, other, over)
+
+
+def holdout_keys(lines: Path | None) -> frozenset[str]:
+    """The validation split's prompt keys: self-distillation must never see them."""
+    if lines is None:
+        return frozenset()
+    from export.data import splits
+
+    try:
+        return splits.validation_keys(lines, splits.PROMPTS)
+    except OSError as exc:
+        raise InputError(
+            f"--holdout-split {lines}: {exc.strerror or exc}",
+            hint=f"it needs {lines} and {splits.PROMPTS} (run from the repository root)",
+        ) from None

@@ -54,6 +54,7 @@ class Options:
     prompts: Path | None = None
     split_lines: Path | None = None  # the validation split (default: export.data.splits.LINES)
     label_from_traces: bool = True
+    balance_traces: bool = False  # repeat the rarer request label's prompt-only traces (sft_data)
     epochs: float = 1.0
     lr: float = 3e-4
     warmup: float = 0.03
@@ -311,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--split-lines", type=Path, help="validation line numbers (export.data.splits)"
     )
     parser.add_argument("--no-label-from-traces", dest="label_from_traces", action="store_false")
+    parser.add_argument(
+        "--balance-traces",
+        action="store_true",
+        help="repeat prompt-only traces of the rarer request label until both labels have as "
+        "many (counted as balance_repeats)",
+    )
     for name, kind in (
         ("epochs", float),
         ("lr", float),

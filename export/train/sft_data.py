@@ -109,6 +109,32 @@ def label_examples_from_prompts(rows: Iterable) -> list[LabelExample]:  # noqa: 
     return [LabelExample(r.prompt, None, Label(r.request)) for r in rows]
 
 
+def balance_prompt_traces(rows: list, seed: int) -> tuple[list, int]:  # noqa: ANN001 - TrainRow
+    """Prompt-only trace rows with the rarer request label repeated until both labels have as many
+    rows. The released traces of prompt-only inputs are 77% harmful (HarmBench prompts are all
+    harmful), and a student trained on them reasons its way to "harmful" for most harmless
+    prompts even when its answer-token score ranks them well; repeats (each row at most
+    ceil(majority / minority) times, in a seeded order) even out what its reasoning sees without
+    dropping any trace. Traces of inputs with a response keep their natural mix. Returns the rows
+    plus the repeats, and how many repeats were added."""
+    from guardcli.core.parse import parse
+
+    by_label: dict[Label, list] = {Label.HARMFUL: [], Label.UNHARMFUL: []}
+    for row in rows:
+        pair = split_input(row.text)
+        if pair is not None and pair[1] is None:
+            label = parse(row.output).request
+            if label in by_label:
+                by_label[label].append(row)
+    small, large = sorted(by_label.values(), key=len)
+    if not small or len(small) == len(large):
+        return list(rows), 0
+    order = list(small)
+    random.Random(seed).shuffle(order)
+    extra = [order[i % len(order)] for i in range(len(large) - len(small))]
+    return [*rows, *extra], len(extra)
+
+
 def drop_held_out(sequences: Sequence[Sequence_], held: set[str]) -> tuple[list[Sequence_], int]:
     kept = [s for s in sequences if s.key not in held]
     return kept, len(sequences) - len(kept)
@@ -132,6 +158,9 @@ def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Bas
     split = splits.load(opts.prompts, lines) if opts.prompts else None
     held = {prompt_key(r.prompt) for r in split.validation} if split else set()
     trace_rows = read_train_rows(opts.traces) if opts.traces else []
+    repeats = 0
+    if opts.balance_traces:
+        trace_rows, repeats = balance_prompt_traces(trace_rows, opts.seed)
     seqs = [trace_sequence(base, r.text, r.output) for r in trace_rows]
     examples = label_examples_from_traces(trace_rows) if opts.label_from_traces else []
     if split:
@@ -154,6 +183,7 @@ def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Bas
     counts = {
         "trace_rows": sum(s.kind == "trace" for s in seqs),
         "label_rows": sum(s.kind == "label" for s in seqs),
+        "balance_repeats": repeats,
         "dropped_over_cutoff": len(too_long),
         "dropped_validation_overlap": overlap,
         "validation_rows": len(validation),
