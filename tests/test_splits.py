@@ -84,6 +84,23 @@ def test_calibration_picks_the_best_f1_within_the_fpr_budget():
     assert at(positives, negatives, 0.5).fpr == pytest.approx(0.2)
 
 
+def test_crossfit_measures_the_cut_on_prompts_it_was_not_fitted_on():
+    from export.eval.calibrate import crossfit
+
+    # separable scores: a cut fitted on one half flags none of the other half's negatives, but
+    # (fitted at that half's lowest positive) may miss some of its positives: 0.8 and 0.85 here
+    clean = crossfit([0.9, 0.8, 0.95, 0.85], [0.1, 0.2, 0.15, 0.05], max_fpr=0.0)
+    assert clean.fpr == 0.0 and 0.5 <= clean.tpr < 1.0
+    # pure noise: the in-sample cut looks useful, the cross-fitted one cannot be
+    import random
+
+    rng = random.Random(1)
+    pos, neg = [rng.random() for _ in range(200)], [rng.random() for _ in range(200)]
+    inside, outside = pick(pos, neg, max_fpr=0.1), crossfit(pos, neg, max_fpr=0.1)
+    assert inside.fpr <= 0.1
+    assert abs(outside.tpr - outside.fpr) < 0.1  # no better than chance out of sample
+
+
 def test_the_recipe_self_distils_no_validation_prompt(prompts):
     """Phase 2 of the v2 recipe samples traces for training prompts: its own section (inputs,
     --holdout-split, --request-label) must leave every validation prompt out, and say how many."""
