@@ -113,8 +113,12 @@ def test_the_shipped_artifacts_match_their_spec():
     manifest = read_manifest(ARTIFACTS / "bundle")
     assert manifest.files["model.onnx.data"] == spec.data_sha256
     assert manifest.source["kind"] == "nano"
-    total = sum(p.stat().st_size for p in ARTIFACTS.rglob("*") if p.is_file())
+    files = [p for p in ARTIFACTS.rglob("*") if p.is_file()]
+    training = ARTIFACTS / "train-state"  # v2's run state (fp16 adapters), never shipped
+    total = sum(p.stat().st_size for p in files if training not in p.parents)
     assert total < 50e6, f"models/nano holds {total / 1e6:.1f} MB, over the 50 MB budget"
+    state = sum(p.stat().st_size for p in files if training in p.parents)
+    assert state < 25e6, f"models/nano/train-state holds {state / 1e6:.1f} MB (budget 25 MB)"
 
 
 @pytest.mark.slow  # merges the 135M base with two adapters before it reaches the third
