@@ -38,8 +38,12 @@ def at(positives: list[float], negatives: list[float], threshold: float) -> Cut:
     """F1, FPR and TPR when a score at or above ``threshold`` flags."""
     tp = sum(s >= threshold for s in positives)
     fp = sum(s >= threshold for s in negatives)
-    f1 = 2 * tp / (2 * tp + fp + len(positives) - tp) if tp else 0.0
-    return Cut(threshold, f1, fp / max(1, len(negatives)), tp / max(1, len(positives)))
+    return _counted(threshold, tp, fp, len(positives), len(negatives))
+
+
+def _counted(threshold: float, tp: int, fp: int, positives: int, negatives: int) -> Cut:
+    f1 = 2 * tp / (2 * tp + fp + positives - tp) if tp else 0.0
+    return Cut(threshold, f1, fp / max(1, negatives), tp / max(1, positives))
 
 
 def cuts(positives: list[float], negatives: list[float]) -> list[Cut]:
@@ -72,8 +76,7 @@ def crossfit(positives: list[float], negatives: list[float], max_fpr: float, see
         threshold = pick(fit_p, fit_n, max_fpr).threshold
         tp += sum(s >= threshold for s in test_p)
         fp += sum(s >= threshold for s in test_n)
-    f1 = 2 * tp / (2 * tp + fp + len(positives) - tp) if tp else 0.0
-    return Cut(float("nan"), f1, fp / max(1, len(negatives)), tp / max(1, len(positives)))
+    return _counted(float("nan"), tp, fp, len(positives), len(negatives))
 
 
 def set_calibration(manifest_path: Path, calibration: dict) -> None:
@@ -126,9 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             "harmful": len(positives),
             "unharmful": len(negatives),
             "roc_auc": round(roc_auc(positives, negatives) or 0.0, 4),
-            "f1": round(100 * cut.f1, 2),
-            "fpr": round(cut.fpr, 4),
-            "tpr": round(cut.tpr, 4),
+            **_cut_json(cut),
             "crossfit": _cut_json(crossfit(positives, negatives, args.max_fpr)),
             "f1_at_0.5": round(100 * at(positives, negatives, 0.5).f1, 2),
             "fpr_at_0.5": round(at(positives, negatives, 0.5).fpr, 4),
@@ -141,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _cut_json(cut: Cut) -> dict[str, float]:
-    """2-fold cross-fitted F1/FPR/TPR (export.eval.calibrate.crossfit), out of sample."""
+    """A cut's F1 (percent), FPR and TPR as the manifest records them."""
     return {"f1": round(100 * cut.f1, 2), "fpr": round(cut.fpr, 4), "tpr": round(cut.tpr, 4)}
 
 
