@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import httpx
 import pytest
@@ -221,18 +222,20 @@ def test_a_client_that_hangs_up_gives_its_place_up(server):
         return float(line.split()[1])
 
     before = metric("guardcli_inputs_judged")
-    inputs = [pair.prompt for pair in PROMPT_ONLY] * 8  # 16 inputs: two batches of 8
-    with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(
-            httpx.post, f"{server.url}/v1/moderations", json={"input": inputs}, timeout=60
-        )
-        for _ in range(500):  # B must queue behind A's inputs, whatever the machine's load
-            if metric("guardcli_queue_depth") > 0 or first.done():
+    # Three requests of 16 (six batches of 8): B queues behind at least three batches, far
+    # more than its 50 ms, on a fast machine or a loaded one (one request of 16 was not).
+    inputs = [pair.prompt for pair in PROMPT_ONLY] * 8
+    post = partial(httpx.post, f"{server.url}/v1/moderations", json={"input": inputs}, timeout=60)
+    with ThreadPoolExecutor(3) as pool:
+        firsts = [pool.submit(post) for _ in range(3)]
+        for _ in range(2000):
+            if metric("guardcli_queue_depth") >= 3 * 8 or any(f.done() for f in firsts):
                 break
-            time.sleep(0.005)
+            time.sleep(0.002)
+        assert not any(f.done() for f in firsts), "A finished before B could queue behind it"
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server.url}/v1/moderations", json={"input": "late"}, timeout=0.05)
-        assert first.result().status_code == 200
+        assert [f.result().status_code for f in firsts] == [200] * 3
     time.sleep(0.2)
-    assert metric("guardcli_inputs_judged") == before + len(inputs)
+    assert metric("guardcli_inputs_judged") == before + 3 * len(inputs)
     assert "/v1/moderations 499" in server.stderr()
