@@ -59,11 +59,13 @@ def _guardcli_runs(
 
     path, _, mode = path.partition("@")
     fields, session = _tweaks(tweaks)
+    reuse_prefix = bool(fields.pop("reuse_prefix", True))
     # One guard for every batch size, so the process's peak RSS is one loaded model's.
     options = GuardOptions(max_new_tokens=max_new, mode=mode or "reason", **fields)
     guard, _manifest, _ = open_guard(
         resolve_model(path), device="cpu", options=options, session_options=session
     )
+    guard.engine.reuse_prefix = reuse_prefix
     work = _time_prefill(guard.engine)
     runs = []
     for batch in batches:
@@ -85,6 +87,7 @@ def _guardcli_runs(
                 }
             )
         run = _summary(batch, rows, time.perf_counter() - start, work["prefill_s"])
+        run["cached_share"] = work["reused"] / max(1, sum(r["prompt_tokens"] for r in rows))
         if work["row_steps"]:
             run["padding_share"] = 1 - work["real"] / work["padded"]
             run["finished_row_share"] = 1 - work["live_steps"] / work["row_steps"]
@@ -93,8 +96,9 @@ def _guardcli_runs(
 
 
 def _tweaks(tweaks: list[str]) -> tuple[dict, dict]:
-    """``--engine-option`` values: GuardOptions fields (lookahead=1, loops=off) and
-    onnxruntime-genai session options (session.enable_cpu_mem_arena=false)."""
+    """``--engine-option`` values: GuardOptions fields (lookahead=1, loops=off), the engine's
+    reuse_prefix=false and onnxruntime-genai session options
+    (session.enable_cpu_mem_arena=false)."""
     fields: dict = {}
     session: dict = {}
     for tweak in tweaks:
@@ -116,13 +120,14 @@ def _time_prefill(engine) -> dict[str, float]:  # noqa: ANN001
     """Sum each batch's prefill (reasoning) and each triage read (fast), and count the work
     the batching plan decides, which the machine's load does not blur: padded prefill
     tokens against real ones, decode row-steps against those spent on live rows."""
-    work = dict.fromkeys(("prefill_s", "padded", "real", "row_steps", "live_steps"), 0.0)
+    work = dict.fromkeys(("prefill_s", "padded", "real", "row_steps", "live_steps", "reused"), 0.0)
     generate, choose = engine.generate, engine.choose
 
     def timed_generate(prompts, **kwargs):  # noqa: ANN001, ANN003, ANN202
         out = generate(prompts, **kwargs)
         if out:
             work["prefill_s"] += out[0].prefill_s
+            work["reused"] += sum(c.reused for c in out)
             work["padded"] += len(prompts) * max(map(len, prompts))
             work["real"] += sum(map(len, prompts))
             # a row's steps: its tokens, plus the step that produced its EOS
@@ -134,6 +139,7 @@ def _time_prefill(engine) -> dict[str, float]:  # noqa: ANN001
     def timed_choose(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         out = choose(*args, **kwargs)
         work["prefill_s"] += out.latency_s
+        work["reused"] += out.reused
         return out
 
     engine.generate, engine.choose = timed_generate, timed_choose
@@ -351,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="LABEL:KEY=VALUE",
-        help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off) or an "
+        help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off), "
+        "reuse_prefix=false (batch 1 prefills every input whole) or an "
         "onnxruntime-genai session option (session.enable_cpu_mem_arena=false)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -399,8 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory bandwidth {bandwidth:.1f} GB/s; fp32 weights {weights / 1e6:.0f} MB -> "
           f"batch-1 decode ceiling {ceiling:.0f} tokens/s" if weights else "")  # fmt: skip
     print("| engine | batch | samples/s | prefill tok/s | decode tok/s | p50 s | p95 s "
-          "| peak RSS MB | looped | padding | done-row steps | verdicts = ref |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| peak RSS MB | looped | padding | done-row steps | from cache "
+          "| verdicts = ref |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     reference = {run["batch"]: run["verdicts"] for run in results[0]["runs"]}
     for result in results:
         for run in result["runs"]:
@@ -414,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {run['p50_latency_s']:.1f} | {run['p95_latency_s']:.1f} "
                 f"| {result['peak_rss_mb']:.0f} | {run.get('looped', 0)} "
                 f"| {_share(run, 'padding_share')} | {_share(run, 'finished_row_share')} "
-                f"| {100 * run['agreement']:.0f}% |"
+                f"| {_share(run, 'cached_share')} | {100 * run['agreement']:.0f}% |"
             )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ class FakeBackend:
     pad_token_id: int = 0
     name: str = "fake"
     device: str = "cpu"
-    started: list[tuple[list[list[int]], int]] = field(default_factory=list)
+    # every generation's prompts and budget; a batch-1 one continued on a reader (the
+    # engine's prefix cache) is logged with budget None when its first token is asked for
+    started: list[tuple[list[list[int]], int | None]] = field(default_factory=list)
     steps: int = 0
     # ``logit(context, token)`` for readers (fast triage); default: 5 for rule(context), else 0
     logit: Callable[[Sequence[int], int], float] | None = None
@@ -34,10 +36,12 @@ class FakeBackend:
         class _Reader:
             def __init__(self) -> None:
                 self.context: list[int] = []
+                self.fresh = False  # ids appended since the last generated token
 
             def append(self, ids: Sequence[int]) -> None:
                 backend.appended.append(list(ids))
                 self.context += ids
+                self.fresh = True
                 assert len(self.context) <= max_length, "appended past the reader's length"
 
             def rewind(self, length: int) -> None:
@@ -50,6 +54,16 @@ class FakeBackend:
                     return [backend.logit(self.context, t) for t in tokens]
                 best = backend.rule(self.context)
                 return [5.0 if t == best else 0.0 for t in tokens]
+
+            def next_token(self) -> int:
+                assert self.context, "generated before any append"
+                if self.fresh:
+                    backend.started.append(([list(self.context)], None))
+                    self.fresh = False
+                backend.steps += 1
+                token = backend.rule(self.context)
+                self.context.append(token)
+                return token
 
             def close(self) -> None:
                 pass

@@ -47,6 +47,7 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
          "--engine", f"guardcli-tuned={fixture_bundle}",
          "--engine-option", "guardcli-tuned:lookahead=1",
          "--engine-option", "guardcli-tuned:session.enable_cpu_mem_arena=false",
+         "--engine-option", "guardcli-tuned:reuse_prefix=false",
          "--bench", str(labelled), "--limit", "4", "--batch-size", "1", "2",
          "--max-new-tokens", "200", "--json", str(record)],
         capture_output=True, text=True, cwd=tmp_path,
@@ -67,5 +68,9 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
             assert run["samples"] == 4 and run["agreement"] == 1.0, (engine["engine"], run)
             assert run["looped"] == 0
             assert run["decode_tokens_per_s"] > 0 and run["p95_latency_s"] >= run["p50_latency_s"]
+    # batch 1 reads the shared instruction from the cache, unless told not to; batch 2 never
+    cached = {e["engine"]: [r["cached_share"] for r in e["runs"]] for e in data["engines"][1:]}
+    assert cached["guardcli-fp32"][0] > 0.3 and cached["guardcli-fast"][0] > 0.3
+    assert cached["guardcli-fp32"][1] == 0 and cached["guardcli-tuned"] == [0, 0]
     torch_verdicts = data["engines"][0]["runs"][0]["verdicts"]
     assert any(v[0] == "harmful" for v in torch_verdicts)  # real verdicts, not all unknown

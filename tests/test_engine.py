@@ -21,7 +21,7 @@ def test_stops_at_eos_and_excludes_it():
 
 def test_budget_caps_generation_and_reports_length():
     backend = FakeBackend(lambda ctx: 3)  # never emits EOS
-    out = Engine(backend).generate([[1, 2]], max_new_tokens=5)
+    out = Engine(backend, reuse_prefix=False).generate([[1, 2]], max_new_tokens=5)
     assert out[0].tokens == [3] * 5
     assert out[0].finish == "length"
     assert backend.started[0][1] == 5
@@ -79,6 +79,54 @@ def test_empty_batch_and_bad_arguments():
 def test_generate_tokens_matches_generate():
     backend = FakeBackend(script({1: [4, 4, 2], 2: [9]}))
     assert Engine(backend).generate_tokens([[1], [2]], max_new_tokens=8) == [[4, 4, 2], [9]]
+
+
+# ------------------------------------------------- batch-1 generation reuses the cache
+
+
+def _hash_rule(ctx) -> int:  # noqa: ANN001
+    """The next id depends on every id before it, so a stale cache would change the output."""
+    return 0 if len(ctx) > 70 else (sum(i * (k + 1) for k, i in enumerate(ctx)) % 40) + 1
+
+
+def test_batch_1_generation_reads_the_common_head_once_and_matches_a_fresh_prefill():
+    head = list(range(20, 60))
+    prompts = [[*head, 1], [*head, 1, 9], [*head, 2, 5], [7, 8]]
+    engine = Engine(FakeBackend(_hash_rule))
+    runs = [engine.generate([p], max_new_tokens=12)[0] for p in prompts]
+    fresh = Engine(FakeBackend(_hash_rule), reuse_prefix=False)
+    for prompt, run in zip(prompts, runs, strict=True):
+        assert run.tokens == fresh.generate([prompt], max_new_tokens=12)[0].tokens
+    backend = engine.backend
+    assert backend.readers == 1 and backend.started == [([p], None) for p in prompts]
+    # the second prompt extends the first: it rewinds past the first one's generated ids
+    assert backend.appended == [[*head, 1], [9], [2, 5], [7, 8]]
+    assert backend.rewinds == [len(head) + 1, len(head), 0]
+    assert [r.reused for r in runs] == [0, len(head) + 1, len(head), 0]
+
+
+def test_a_cascade_reasons_on_the_prompt_its_triage_read():
+    engine = Engine(FakeBackend(_hash_rule))
+    prompt = list(range(30, 50))
+    engine.choose(prompt, [YES_NO])
+    run = engine.generate([prompt], max_new_tokens=8)[0]
+    assert run.reused == len(prompt) - 1  # the last id is read again for fresh logits
+    assert (
+        run.tokens == Engine(FakeBackend(_hash_rule)).generate([prompt], max_new_tokens=8)[0].tokens
+    )
+
+
+def test_an_interrupted_generation_drops_the_cache():
+    engine = Engine(FakeBackend(_hash_rule))
+    calls = iter([False, False, True])
+    with pytest.raises(KeyboardInterrupt):
+        engine.generate([[1, 2, 3]], max_new_tokens=10, cancelled=lambda: next(calls))
+    again = engine.generate([[1, 2, 3]], max_new_tokens=10)[0]
+    assert engine.backend.readers == 2 and again.reused == 0
+    assert (
+        again.tokens
+        == Engine(FakeBackend(_hash_rule)).generate([[1, 2, 3]], max_new_tokens=10)[0].tokens
+    )
 
 
 # ---------------------------------------------------------------- choose (fast triage)

@@ -92,6 +92,10 @@ class _GenaiReader:
         row = self._generator.get_logits()[0, -1]
         return [float(row[t]) for t in tokens]
 
+    def next_token(self) -> int:
+        self._generator.generate_next_token()
+        return int(self._generator.get_next_tokens()[0])
+
     def close(self) -> None:
         self._generator = None
 
@@ -148,7 +152,7 @@ class GenaiBackend:
         og = self._og
         try:
             params = og.GeneratorParams(self._model)
-            params.set_search_options(max_length=max_length, batch_size=1)
+            params.set_search_options(max_length=max_length, batch_size=1, do_sample=False)
             return _GenaiReader(self._np, og.Generator(self._model, params))
         except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
             raise ModelError(f"onnxruntime-genai failed to start triage: {exc}") from exc

@@ -16,6 +16,12 @@ fed once, then at each choice a few forced tokens are appended and only the logi
 candidate tokens are read. It runs at batch 1 on one persistent reader, so consecutive
 prompts share their common head (the GuardReasoner instruction) in the KV cache: each prompt
 rewinds to the longest common prefix with the previous one and appends only the rest.
+
+Batch-1 generation (live stdin, the TUI, a server answering one request) goes through the
+same reader: the GuardReasoner instruction, ~200 tokens of every prompt, is read once per
+process instead of once per input, and a cascade's reasoning pass reuses the whole prompt
+its triage read. Greedy tokens are the ones a fresh prefill gives (tests/test_engine.py,
+tests/test_generate_reuse.py); ``Engine(reuse_prefix=False)`` turns it off for comparison.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ class Reader(Protocol):
 
     def logits(self, tokens: Sequence[int]) -> Sequence[float]:
         """The next-token logits of these ids after the last appended token."""
+        ...
+
+    def next_token(self) -> int:
+        """Append the greedy next token and return it (batch-1 generation)."""
         ...
 
     def close(self) -> None: ...
@@ -99,6 +109,7 @@ class Completion:
     prompt_tokens: int
     latency_s: float  # batch start until this row stopped
     prefill_s: float  # the batch's prefill (shared by its rows)
+    reused: int = 0  # prompt tokens served from the previous input's cache (batch 1)
 
 
 # (row, token) for every generated token, as soon as it exists: the TUI streams from here.
@@ -107,9 +118,26 @@ TokenCallback = Callable[[int, int], None]
 StopRule = Callable[[int, Sequence[int]], bool]
 
 
+_GENERATED = -1  # in Engine._cached: generated ids the reader holds after the prompt
+
+
+class _Continuation:
+    """A Decoder over the persistent reader: the batch-1 generation that reuses its cache."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def step(self) -> Sequence[int]:
+        return [self._reader.next_token()]
+
+    def close(self) -> None:
+        pass  # the reader stays open for the next input
+
+
 class Engine:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, reuse_prefix: bool = True) -> None:
         self.backend = backend
+        self.reuse_prefix = reuse_prefix
         self._reader: Reader | None = None
         self._reader_len = 0
         self._cached: list[int] = []  # the ids the reader holds, in order
@@ -216,7 +244,7 @@ class Engine:
         ended_at = [0.0] * rows
         watches = [LoopWatch(loops) for _ in range(rows)] if loops is not None else None
         start = time.perf_counter()
-        decoder = self.backend.start(prompts, budget)
+        decoder, reused = self._decoder(prompts, budget)
         prefill_s = 0.0
         try:
             for step in range(budget):
@@ -244,6 +272,10 @@ class Engine:
                         finish[row], ended_at[row] = "length", now
                 if all(f is not None for f in finish):
                     break
+        except BaseException:
+            if isinstance(decoder, _Continuation):  # the cache holds an unknown tail now
+                self.close_reader()
+            raise
         finally:
             decoder.close()
         end = time.perf_counter() - start
@@ -254,9 +286,29 @@ class Engine:
                 prompt_tokens=len(prompts[row]),
                 latency_s=ended_at[row] if finish[row] else end,
                 prefill_s=prefill_s,
+                reused=reused,
             )
             for row in range(rows)
         ]
+
+    def _decoder(self, prompts: Sequence[Sequence[int]], budget: int) -> tuple[Decoder, int]:
+        """A fresh batch, or at batch 1 the reader continued from its longest common prefix
+        with this prompt (and how many prompt ids that prefix served)."""
+        if len(prompts) != 1 or not self.reuse_prefix:
+            return self.backend.start(prompts, budget), 0
+        [prompt] = prompts
+        reader, keep = self._reader_for(prompt, len(prompt) + budget)
+        try:
+            if keep < len(self._cached):
+                reader.rewind(keep)
+            reader.append(prompt[keep:])
+        except BaseException:
+            self.close_reader()
+            raise
+        # The generated ids follow the prompt in the cache; one id that matches no token
+        # stands for them, so the next input always rewinds to within this prompt.
+        self._cached = [*prompt, _GENERATED]
+        return _Continuation(reader), keep
 
     def generate_tokens(
         self,
