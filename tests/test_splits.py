@@ -8,6 +8,7 @@ import pytest
 
 from export.data import splits
 from export.eval.calibrate import at, pick
+from guardcli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,3 +118,23 @@ def test_the_recipe_self_distils_no_validation_prompt(prompts):
     assert selection.held_out >= len(held) > 700
     assert not {prompt_key(e.item.sample.prompt) for e in chosen.by_key.values()} & held
     assert {e.item.gold.request.value for e in chosen.by_key.values()} == {"unharmful"}
+
+
+def test_calibration_is_copied_only_to_a_manifest_of_the_same_weights(fixture_bundle, tmp_path):
+    import json
+
+    from export.eval import calibrate
+
+    same = tmp_path / "same.json"
+    same.write_bytes((fixture_bundle / "guardcli.json").read_bytes())
+    calibrate.same_weights(fixture_bundle, same)  # the committed copy of a built bundle's
+    other = json.loads(same.read_text())
+    other["files"]["model.onnx.data"] = "0" * 64
+    different = tmp_path / "different.json"
+    different.write_text(json.dumps(other))
+    before = different.read_bytes()
+    with pytest.raises(UsageError, match="model.onnx.data is not"):
+        calibrate.same_weights(fixture_bundle, different)
+    # refused before the validation split is scored, and nothing is written
+    assert calibrate.main(["--model", str(fixture_bundle), "--also", str(different)]) != 0
+    assert different.read_bytes() == before

@@ -1,6 +1,6 @@
 """Fit a bundle's fast-mode request threshold on the validation split (export.data.splits).
 
-    python -m export.eval.calibrate --model runs/nano2/bundles/sft [--max-fpr 0.1] \\
+    python -m export.eval.calibrate --model runs/nano2/bundles/nano [--max-fpr 0.1] \\
         [--also models/nano/bundle/guardcli.json]
 
 A small guard's label probabilities are biased (nano v1 put P(harmful request) above 0.5 for
@@ -12,6 +12,9 @@ it). The refusal and response cuts stay 0.5: there is no labelled response valid
 and a cut fitted on training items would flatter itself.
 
 The manifest's ``files`` hashes are not touched (calibration lives in guardcli.json itself).
+``--also`` copies the cut into other manifests that describe the same weights (the committed
+``models/nano/bundle/guardcli.json`` of the bundle built from it): a manifest whose graph or
+weight hashes differ is refused, since a cut fitted on one model means nothing for another.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.cli import run_main
+from guardcli.errors import UsageError
 from guardcli.eval.metrics import roc_auc
+
+WEIGHT_FILES = ("model.onnx", "model.onnx.data")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,22 @@ def set_calibration(manifest_path: Path, calibration: dict) -> None:
     manifest_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def same_weights(model: Path, other: Path) -> None:
+    """Refuse ``other`` (a guardcli.json) unless it hashes the graph and weights as ``model``'s
+    manifest does."""
+    ours = json.loads((model / "guardcli.json").read_text(encoding="utf-8")).get("files", {})
+    try:
+        theirs = json.loads(other.read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--also {other}: unreadable manifest ({exc})") from exc
+    for name in WEIGHT_FILES:
+        if name in ours and ours[name] != theirs.get(name):
+            raise UsageError(
+                f"--also {other}: its {name} is not {model}'s (sha256 differs); nothing written",
+                hint="calibrate the bundle whose weights that manifest describes",
+            )
+
+
 def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
     from export.data import splits
     from guardcli.bundles.resolve import Resolved, open_guard
@@ -119,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    for other in args.also:  # before the minutes of scoring, not after
+        same_weights(args.model, other)
     positives, negatives = score_validation(args.model, args.threads)
     cut = pick(positives, negatives, args.max_fpr)
     calibration = {
