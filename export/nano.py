@@ -169,6 +169,9 @@ def package(
 
     final = None
     adapters = []
+    # A previous package's adapters go: a stage this run lacks must not linger in git.
+    for stale in sorted((output / "adapters").glob("*.safetensors")):
+        stale.unlink()
     for index, (stage, folder) in enumerate(
         [s for s in STAGES if (workdir / s[1] / ADAPTER).is_dir()], 1
     ):
