@@ -163,6 +163,17 @@ def test_models_build_gives_the_recorded_bytes_and_real_verdicts(tmp_path):
 
     again = runner.invoke(app, ["models", "build", "nano"], terminal_width=120)
     assert again.exit_code == 0 and "already built" in again.output
+    # a nano an older guardcli built (intact, but not this one's) is rebuilt, not kept
+    manifest = json.loads((built / "guardcli.json").read_text())
+    manifest["calibration"] = {}
+    (built / "guardcli.json").write_text(json.dumps(manifest))
+    assert verify(built, full=True) == []  # still intact: only the version differs
+    stale = runner.invoke(app, ["classify", "-p", "Hi there", "--mode", "fast"], terminal_width=120)
+    assert "built by another guardcli version" in stale.output, stale.output
+    newer = runner.invoke(app, ["models", "build", "nano"], terminal_width=120)
+    assert newer.exit_code == 0 and "rebuilding" in newer.output, newer.output
+    shipped = ARTIFACTS / "bundle" / "guardcli.json"
+    assert (built / "guardcli.json").read_bytes() == shipped.read_bytes()
 
     info = json.loads(runner.invoke(app, ["models", "info"]).stdout)
     assert info["resolved_from"] == "embedded default" and info["source"]["kind"] == "nano"

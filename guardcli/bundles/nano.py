@@ -151,6 +151,17 @@ class NanoSpec:
         return json.dumps(data, indent=1) + "\n"
 
 
+def outdated(built: Path, artifacts: Path | None = None) -> bool:
+    """Whether the nano bundle at ``built`` is another guardcli's (the build copies the shipped
+    manifest byte for byte, so any other manifest is an older or newer nano's). An install
+    without the artifacts cannot tell, and says no."""
+    shipped = (artifacts or artifacts_dir()) / BUNDLE / MANIFEST
+    try:
+        return (built / MANIFEST).read_bytes() != shipped.read_bytes()
+    except OSError:
+        return False
+
+
 def read_spec(directory: Path) -> NanoSpec:
     path = directory / SPEC
     try:

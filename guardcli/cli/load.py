@@ -30,6 +30,14 @@ def open_model(options: ModelOptions, *, batch_size: int) -> GuardModel:
         f"guardcli: model {manifest.name} ({manifest.precision}) from {opened.path} "
         f"[{opened.origin}] on {where(opened)}, {describe_mode(opened.options)}"
     )
+    if opened.origin == "embedded default":
+        from guardcli.bundles.nano import outdated
+
+        if outdated(opened.path):
+            say(
+                "guardcli: this nano was built by another guardcli version; "
+                "'guardcli models build nano' builds the one this version ships"
+            )
     return opened
 
 

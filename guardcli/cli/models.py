@@ -157,7 +157,13 @@ def models_build(
     """
     with errors():
         from guardcli.bundles.manifest import MANIFEST, bundle_root, verify
-        from guardcli.bundles.nano import BuildProgress, artifacts_dir, build, read_spec
+        from guardcli.bundles.nano import (
+            BuildProgress,
+            artifacts_dir,
+            build,
+            outdated,
+            read_spec,
+        )
         from guardcli.bundles.paths import models_dir
         from guardcli.bundles.resolve import DEFAULT_NAME
 
@@ -166,11 +172,14 @@ def models_build(
                 f"no built-in model {name!r}", hint=f"the built-in model is {DEFAULT_NAME}"
             )
         dest = models_dir() / DEFAULT_NAME
+        artifacts = artifacts_dir()
         if not force and (dest / MANIFEST).is_file() and not verify(dest):
-            say(f"guardcli: {name} is already built and intact (--force rebuilds it)")
-            typer.echo(str(dest))
-            return
-        spec = read_spec(artifacts_dir())
+            if not outdated(dest, artifacts):
+                say(f"guardcli: {name} is already built and intact (--force rebuilds it)")
+                typer.echo(str(dest))
+                return
+            say(f"guardcli: {dest} holds another guardcli's {name}; rebuilding it")
+        spec = read_spec(artifacts)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with bytes_progress() as bar:
             task = bar.add_task(f"building {name}", total=spec.data_size)
@@ -178,7 +187,7 @@ def models_build(
                 phase=lambda text: bar.update(task, description=text),
                 advance=lambda n: bar.advance(task, n),
             )
-            build(dest, base=base, progress=progress)
+            build(dest, base=base, artifacts=artifacts, progress=progress)
         say(
             f"guardcli: built and verified {name} ({spec.data_size / 1e6:.0f} MB of weights; "
             f"root sha256 {bundle_root(dest)})"
