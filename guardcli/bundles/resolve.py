@@ -28,6 +28,7 @@ ENV_MODEL = "GUARDCLI_MODEL"
 # A bundle root sha256 (``guardcli models info``): every load refuses any other bundle.
 ENV_EXPECT = "GUARDCLI_MODEL_SHA256"
 DEFAULT_NAME = "nano"
+EMBEDDED = "embedded default"  # Resolved.origin of the built default model in the user cache
 
 NO_MODEL_HINT = (
     "build the default model with 'guardcli models build nano', or "
@@ -104,7 +105,7 @@ def resolve_model(explicit: str | None = None) -> Resolved:
         return locate(str(configured), "config")
     embedded = models_dir() / DEFAULT_NAME
     if (embedded / MANIFEST).is_file():
-        return Resolved(embedded, "embedded default")
+        return Resolved(embedded, EMBEDDED)
     raise ModelError("no model found", hint=no_model_hint())
 
 

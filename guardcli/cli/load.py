@@ -30,7 +30,9 @@ def open_model(options: ModelOptions, *, batch_size: int) -> GuardModel:
         f"guardcli: model {manifest.name} ({manifest.precision}) from {opened.path} "
         f"[{opened.origin}] on {where(opened)}, {describe_mode(opened.options)}"
     )
-    if opened.origin == "embedded default":
+    from guardcli.bundles.resolve import EMBEDDED
+
+    if opened.origin == EMBEDDED:
         from guardcli.bundles.nano import outdated
 
         if outdated(opened.path):

@@ -165,9 +165,6 @@ class Engine:
         picks: list[Picked] = []
         tokens: list[int] = []
         try:
-            if keep < len(self._cached):
-                reader.rewind(keep)
-            del self._cached[keep:]
             pending = list(prompt[keep:])
             for choice in choices:
                 pending += choice.lead
@@ -193,8 +190,8 @@ class Engine:
         return Choices(picks, tokens, time.perf_counter() - start, keep)
 
     def _reader_for(self, prompt: Sequence[int], need: int) -> tuple[Reader, int]:
-        """The open reader and how many of ``prompt``'s ids it already holds; a new reader
-        when there is none or the current one is too short for this prompt."""
+        """The open reader, rewound to its longest common prefix with ``prompt``, and that
+        prefix's length; a new reader when there is none or the current one is too short."""
         if self._reader is not None and need <= self._reader_len:
             keep = 0
             for cached, new in zip(self._cached, prompt, strict=False):
@@ -202,7 +199,15 @@ class Engine:
                     break
                 keep += 1
             # The reader must append at least one id to have fresh logits to read.
-            return self._reader, min(keep, len(prompt) - 1)
+            keep = min(keep, len(prompt) - 1)
+            if keep < len(self._cached):
+                try:
+                    self._reader.rewind(keep)
+                except BaseException:
+                    self.close_reader()
+                    raise
+                del self._cached[keep:]
+            return self._reader, keep
         self.close_reader()
         length = min(self.backend.context_length, max(need, 2048))
         self._reader, self._reader_len = self.backend.reader(length), length
@@ -299,8 +304,6 @@ class Engine:
         [prompt] = prompts
         reader, keep = self._reader_for(prompt, len(prompt) + budget)
         try:
-            if keep < len(self._cached):
-                reader.rewind(keep)
             reader.append(prompt[keep:])
         except BaseException:
             self.close_reader()
