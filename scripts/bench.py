@@ -10,7 +10,9 @@ Each ``--engine LABEL=PATH`` runs in its own subprocess, so its peak RSS is its 
 a guardcli bundle or model name (``PATH@fast`` / ``PATH@cascade`` runs that --mode); for a
 ``torch-*`` label a Hugging Face checkpoint run with transformers ``generate`` (greedy); for a
 ``llama*`` label a GGUF file run with llama-cpp-python (greedy, one sequence at a time, so
-only its batch-1 row exists; it stops at the Answers block as guardcli does).
+only its batch-1 row exists; it stops at the Answers block as guardcli does, and reuses the
+cached prefix of the previous prompt as guardcli's batch-1 engine does, unless
+``--engine-option LABEL:reuse_prefix=false``).
 
 The first engine is the reference for verdict agreement. Per engine and batch
 size: samples/s, prefill and decode tokens/s, p50/p95 latency per sample, peak RSS, and the
@@ -208,7 +210,9 @@ def _torch_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
     return runs
 
 
-def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_new: int) -> list:
+def _llama_runs(
+    path: str, bundle: str, samples: list, batches: list[int], max_new: int, tweaks: list[str]
+) -> list:
     from llama_cpp import Llama
 
     from guardcli.backends.genai import default_threads
@@ -225,13 +229,24 @@ def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
         verbose=False,
     )  # fmt: skip
     eos = set(manifest.eos_token_ids)
+    fields, _session = _tweaks(tweaks)
+    unknown = set(fields) - {"reuse_prefix"}
+    if unknown:
+        raise SystemExit(f"bench: {path}: llama engines take reuse_prefix only, not {unknown}")
+    reuse = fields.get("reuse_prefix", True)
 
     def one(sample) -> tuple[dict, float, float]:  # noqa: ANN001
         ids = codec.encode(build_input(sample.prompt, sample.response))
         stream, out, first = codec.stream(), [], None
+        if not reuse:
+            llm.reset()  # forget the cached tokens: generate() then prefills the whole prompt
+        # What generate() will keep: the common prefix with the ids the cache holds.
+        held = list(llm._input_ids[: llm.n_tokens])
+        pairs = zip(held, ids, strict=False)
+        reused = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(held), len(ids)))
         start = time.perf_counter()
         # temp 0 is llama.cpp's greedy sampler; generate() reuses the KV cache of the common
-        # prefix with the previous prompt, as guardcli's fast mode does.
+        # prefix with the previous prompt, as guardcli's batch-1 engine does.
         for token in llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True):
             first = first if first is not None else time.perf_counter() - start
             if token in eos:
@@ -246,6 +261,7 @@ def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
             "prompt_tokens": len(ids),
             "output_tokens": len(out),
             "latency_s": took,
+            "reused": reused,
             "verdict": [getattr(verdict, t).value for t in TASKS],
         }
         return row, first or took, took
@@ -261,7 +277,9 @@ def _llama_runs(path: str, bundle: str, samples: list, batches: list[int], max_n
             rows.append(row)
             prefill += p
             wall += w
-        runs.append(_summary(batch, rows, wall, prefill))
+        run = _summary(batch, rows, wall, prefill)
+        run["cached_share"] = sum(r["reused"] for r in rows) / sum(r["prompt_tokens"] for r in rows)
+        runs.append(run)
     return runs
 
 
@@ -292,7 +310,12 @@ def worker(args: argparse.Namespace) -> int:
         )
     elif label.startswith("llama"):
         runs = _llama_runs(
-            path, args.tokenizer_bundle, samples, args.batch_size, args.max_new_tokens
+            path,
+            args.tokenizer_bundle,
+            samples,
+            args.batch_size,
+            args.max_new_tokens,
+            args.worker_option,
         )
     else:
         runs = _guardcli_runs(
@@ -359,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL:KEY=VALUE",
         help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off), "
         "reuse_prefix=false (batch 1 prefills every input whole) or an "
-        "onnxruntime-genai session option (session.enable_cpu_mem_arena=false)",
+        "onnxruntime-genai session option (session.enable_cpu_mem_arena=false); for a "
+        "llama engine: reuse_prefix=false (its cache is reset before every input)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-option", action="append", default=[], help=argparse.SUPPRESS)
