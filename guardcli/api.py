@@ -53,6 +53,11 @@ class GuardModel:
         """CPU threads the runtime uses (None on CUDA)."""
         return getattr(self.guard.engine.backend, "threads", None) if self.device == "cpu" else None
 
+    @property
+    def low_memory(self) -> bool:
+        """Whether the weights stay memory-mapped (``low_memory=True`` on a float bundle on CPU)."""
+        return bool(getattr(self.guard.engine.backend, "mapped_weights", False))
+
     def classify(self, prompt: str, response: str | None = None) -> Verdict:
         """Judge one user prompt (and the AI's response to it, if any)."""
         return self.classify_one(prompt, response).verdict
@@ -110,6 +115,7 @@ def load(
     explain_flagged: bool = False,
     long: str | None = None,
     batch_tokens: int | None = None,
+    low_memory: bool = False,
 ) -> GuardModel:
     """Find, verify and open a guard model, as ``guardcli`` does.
 
@@ -118,7 +124,9 @@ def load(
     ``verify=False`` skips the sha256 check of the bundle's files (``--no-verify``).
     ``mode``, ``band``, ``explain_flagged``, ``long`` (chunk|truncate) and ``batch_tokens``:
     see ``guardcli scan --help``. The defaults
-    are the command line's.
+    are the command line's. ``low_memory``: ``--low-memory`` (float weights stay memory-mapped:
+    less private memory, shared between processes, slower decoding; ``GuardModel.low_memory``
+    says whether it applied).
     """
     from guardcli.bundles.resolve import open_guard, resolve_model
 
@@ -136,7 +144,12 @@ def load(
     )
     resolved = resolve_model(None if model is None else str(model))
     guard, manifest, chosen = open_guard(
-        resolved, device=device, threads=threads, verify_hashes=verify, options=options
+        resolved,
+        device=device,
+        threads=threads,
+        verify_hashes=verify,
+        options=options,
+        low_memory=low_memory,
     )
     return GuardModel(guard, manifest, resolved.path, resolved.origin, chosen)
 

@@ -136,3 +136,49 @@ def test_classify_many_streams_in_order_in_batches(fixture_bundle, tmp_path):
         assert verdict.response.value == record["response"]
         assert round(verdict.scores.request, 6) == record["request_score"]
     assert json.dumps([r["id"] for r in records]) == json.dumps([p.id for p in FIXTURE_PAIRS])
+
+
+_MAPPED = """
+import json, os, sys
+import guardcli
+model = guardcli.load(sys.argv[1], low_memory=sys.argv[2] == "1", device="cpu", max_new_tokens=256)
+data = os.path.realpath(os.path.join(sys.argv[1], "model.onnx.data"))
+mapped = 0
+for line in open("/proc/self/maps"):
+    if line.rstrip().endswith(data):
+        start, end = (int(x, 16) for x in line.split()[0].split("-"))
+        mapped += end - start
+raw = [model.classify(p, r).raw for p, r in json.loads(sys.argv[3])]
+print(json.dumps({"low_memory": model.low_memory, "mapped": mapped, "raw": raw}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_low_memory_keeps_float_weights_mapped_with_the_same_output(fixture_bundle):
+    """--low-memory turns onnxruntime's weight prepacking off: the whole model.onnx.data stays
+    mapped (shared, reclaimable file pages) instead of being copied into private memory, and
+    greedy decoding writes the same text."""
+    pairs = json.dumps([[p.prompt, p.response] for p in FIXTURE_PAIRS[:3]])
+    size = (fixture_bundle / "model.onnx.data").stat().st_size
+
+    def run(low: str) -> dict:
+        args = [sys.executable, "-c", _MAPPED, str(fixture_bundle), low, pairs]
+        done = subprocess.run(args, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.splitlines()[-1])
+
+    packed, mapped = run("0"), run("1")
+    assert (packed["low_memory"], mapped["low_memory"]) == (False, True)
+    assert mapped["mapped"] >= size  # every weight byte is a mapped page
+    assert packed["mapped"] < size / 2  # the MatMul weights were copied and unmapped
+    assert mapped["raw"] == packed["raw"] and all(packed["raw"])
+
+
+def test_low_memory_leaves_quantized_weights_packed(fixture_bundle, tmp_path):
+    """int4/int8 MatMulNBits decoded ~30x slower unpacked (docs/bench, round 2): the option is
+    ignored there, and GuardModel.low_memory says so."""
+    bundle = shutil.copytree(fixture_bundle, tmp_path / "bundle")
+    manifest = json.loads((bundle / "guardcli.json").read_text())
+    manifest["precision"] = "int4"
+    (bundle / "guardcli.json").write_text(json.dumps(manifest))
+    assert guardcli.load(bundle, low_memory=True, **FIXTURE).low_memory is False
+    assert guardcli.load(fixture_bundle, low_memory=True, **FIXTURE).low_memory is True

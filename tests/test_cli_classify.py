@@ -93,3 +93,14 @@ def test_no_telemetry_files_unless_asked(fixture_bundle):
     assert asked.returncode in (0, 1), asked.stderr
     if not trace.exists():
         pytest.skip("this onnxruntime writes no telemetry files even when allowed")
+
+
+def test_low_memory_is_said_on_stderr(fixture_bundle):
+    pair = PAIRS["poison-dog"]
+    args = ["classify", "-p", pair.prompt, "-r", pair.response, "-m", str(fixture_bundle), *GEN]
+    plain, low = invoke(*args, "--reasoning"), invoke(*args, "--reasoning", "--low-memory")
+    assert "memory-mapped" not in plain.stderr
+    assert "weights memory-mapped (--low-memory)" in low.stderr
+    [a], [b] = jsonl_records(plain.stdout), jsonl_records(low.stdout)
+    del a["latency_ms"], b["latency_ms"]
+    assert (low.exit_code, b) == (plain.exit_code, a)

@@ -17,6 +17,17 @@ from guardcli.errors import ModelError, one_of
 
 DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when onnxruntime-genai has it here
 
+# --low-memory: onnxruntime memory-maps a bundle's external weights, then by default "prepacks"
+# every MatMul weight into a private copy laid out for its kernels. Without prepacking the
+# weights stay file-backed pages: shared by every process that maps the bundle (a server's
+# workers, batch's Ray actors) and reclaimable under memory pressure. Measured (docs/bench,
+# round 2): GuardReasoner-1B-shape fp32 private memory 5.9 -> 1.2 GB, ~20-35% slower decode.
+# Only for float weights: MatMulNBits (int4/int8) unpacked decoded ~30x slower.
+MAPPABLE_PRECISIONS = frozenset({"fp32", "fp16"})
+# onnxruntime-genai 0.18 passes a string-valued session option it does not know on to
+# onnxruntime as a session config entry; this is onnxruntime's key for turning prepacking off.
+NO_PREPACKING = {"session.disable_prepacking": "1"}
+
 
 def default_threads() -> int:
     """All cores this process may use: onnxruntime-genai used one core until told otherwise."""
@@ -110,9 +121,11 @@ class GenaiBackend:
         device: str = "cpu",
         threads: int | None = None,
         session_options: dict[str, Any] | None = None,
+        mapped_weights: bool = False,
     ):
         """``session_options`` go to onnxruntime-genai's ``session_options`` over ours
-        (e.g. ``enable_cpu_mem_arena``); scripts/bench.py measures them side by side."""
+        (e.g. ``enable_cpu_mem_arena``); scripts/bench.py measures them side by side.
+        ``mapped_weights``: keep the weights as mapped file pages (NO_PREPACKING)."""
         no_telemetry()
         try:
             import numpy as np
@@ -131,11 +144,14 @@ class GenaiBackend:
         self.eos_token_ids = frozenset(eos if isinstance(eos, list) else [eos])
         self.pad_token_id = int(model_cfg.get("pad_token_id", next(iter(self.eos_token_ids), 0)))
         self.context_length = int(model_cfg.get("context_length", 2048))
+        self.mapped_weights = mapped_weights
         try:
             config = og.Config(str(bundle_dir))
             options = {"intra_op_num_threads": self.threads}
             if device == "cpu":
                 options["inter_op_num_threads"] = 1
+            if mapped_weights:
+                options.update(NO_PREPACKING)
             options.update(session_options or {})
             config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
             config.clear_providers()

@@ -152,9 +152,14 @@ def open_guard(
     verify_hashes: bool = True,
     options=None,  # noqa: ANN001 - GuardOptions; imported lazily with the engine
     session_options: dict | None = None,  # onnxruntime-genai's, for measurements
+    low_memory: bool = False,
 ):
-    """A ready Guard over the resolved bundle, plus its manifest and the device it runs on."""
-    from guardcli.backends.genai import GenaiBackend, pick_device
+    """A ready Guard over the resolved bundle, plus its manifest and the device it runs on.
+
+    ``low_memory`` maps float weights instead of repacking them (guardcli.backends.genai,
+    MAPPABLE_PRECISIONS); quantized bundles ignore it: ``guard.engine.backend.mapped_weights``
+    says which happened."""
+    from guardcli.backends.genai import MAPPABLE_PRECISIONS, GenaiBackend, pick_device
     from guardcli.core.engine import Engine
     from guardcli.core.guard import Guard
     from guardcli.core.tokenizer import TextCodec
@@ -162,7 +167,11 @@ def open_guard(
     manifest = check_bundle(resolved.path, verify_hashes=verify_hashes)
     chosen = pick_device(device)
     backend = GenaiBackend(
-        resolved.path, device=chosen, threads=threads, session_options=session_options
+        resolved.path,
+        device=chosen,
+        threads=threads,
+        session_options=session_options,
+        mapped_weights=low_memory and chosen == "cpu" and manifest.precision in MAPPABLE_PRECISIONS,
     )
     from guardcli.core.triage import Thresholds
 

@@ -20,6 +20,7 @@ from guardcli.cli.options import (
     Device,
     DeviceOpt,
     ExplainOpt,
+    LowMemoryOpt,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
@@ -125,6 +126,7 @@ def eval_(
     explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
+    low_memory: LowMemoryOpt = False,
     no_verify: NoVerifyOpt = False,
     output: Annotated[
         Path | None,
@@ -195,6 +197,7 @@ def eval_(
                 run_mode.value,
                 band,
                 explain_flagged,
+                low_memory=low_memory,
             ),
             output=output,
             resume=resume,

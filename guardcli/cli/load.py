@@ -23,12 +23,14 @@ def open_model(options: ModelOptions, *, batch_size: int) -> GuardModel:
         device=options.device,
         threads=options.threads,
         verify=options.verify,
+        low_memory=options.low_memory,
         **options.judging(batch_size),
     )
     manifest = opened.manifest
     say(
         f"guardcli: model {manifest.name} ({manifest.precision}) from {opened.path} "
         f"[{opened.origin}] on {where(opened)}, {describe_mode(opened.options)}"
+        f"{describe_memory(options.low_memory, opened)}"
     )
     from guardcli.bundles.resolve import EMBEDDED
 
@@ -49,6 +51,15 @@ def where(opened: GuardModel) -> str:
         return opened.device
     plural = "" if opened.threads == 1 else "s"
     return f"{opened.device}, {opened.threads} thread{plural}"
+
+
+def describe_memory(asked: bool, opened: GuardModel) -> str:
+    if opened.low_memory:
+        return ", weights memory-mapped (--low-memory)"
+    if asked:
+        why = "CUDA" if opened.device != "cpu" else f"{opened.manifest.precision} weights"
+        return f" (--low-memory has no effect on {why})"
+    return ""
 
 
 def describe_mode(options: GuardOptions) -> str:

@@ -33,6 +33,7 @@ from guardcli.cli.options import (
     FormatOpt,
     LongOpt,
     LongPolicy,
+    LowMemoryOpt,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
@@ -88,6 +89,7 @@ def scan(
     explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
+    low_memory: LowMemoryOpt = False,
     no_verify: NoVerifyOpt = False,
     fmt: FormatOpt = None,
     output: Annotated[
@@ -175,6 +177,7 @@ def scan(
                 explain_flagged,
                 long=long.value,
                 batch_tokens=batch_tokens,
+                low_memory=low_memory,
             ),
             fmt=fmt,
             output=output,

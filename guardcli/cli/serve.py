@@ -17,6 +17,7 @@ from guardcli.cli.options import (
     Device,
     DeviceOpt,
     ExplainOpt,
+    LowMemoryOpt,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
@@ -62,6 +63,7 @@ def serve(
     explain_flagged: ExplainOpt = False,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
+    low_memory: LowMemoryOpt = False,
     no_verify: NoVerifyOpt = False,
     max_new_tokens: MaxNewOpt = MAX_NEW,
     max_input_tokens: MaxInOpt = None,
@@ -120,6 +122,7 @@ def serve(
                 mode.value,
                 band,
                 explain_flagged,
+                low_memory=low_memory,
             ),
         )
         run_serve(command)

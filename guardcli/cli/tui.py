@@ -14,6 +14,7 @@ from guardcli.cli.options import (
     MAX_NEW,
     Device,
     DeviceOpt,
+    LowMemoryOpt,
     MaxInOpt,
     MaxNewOpt,
     ModelOpt,
@@ -37,6 +38,7 @@ def tui(
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = None,
+    low_memory: LowMemoryOpt = False,
     no_verify: NoVerifyOpt = False,
     output: Annotated[
         Path | None,
@@ -56,7 +58,13 @@ def tui(
     """Interactive console: judge prompts with the reasoning streaming live; batch files."""
     with errors():
         model_options = ModelOptions(
-            model, device.value, threads, not no_verify, max_new_tokens, max_input_tokens
+            model,
+            device.value,
+            threads,
+            not no_verify,
+            max_new_tokens,
+            max_input_tokens,
+            low_memory=low_memory,
         )
         run_tui(TuiOptions(model_options, output, batch_size))
 

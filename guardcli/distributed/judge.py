@@ -39,6 +39,7 @@ class JudgeConfig:
     guard: Any  # GuardOptions
     device: str = "cpu"
     threads: int | None = None
+    low_memory: bool = False  # --low-memory: the actors on a node share one mapped copy
     reasoning: bool = False
     fail_on: str = "any"
 
@@ -64,6 +65,7 @@ class Judge:
             threads=config.threads,
             verify_hashes=True,
             options=config.guard,
+            low_memory=config.low_memory,
         )
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
