@@ -15,7 +15,8 @@ cached prefix of the previous prompt as guardcli's batch-1 engine does, unless
 ``--engine-option LABEL:reuse_prefix=false``).
 
 The first engine is the reference for verdict agreement. Per engine and batch
-size: samples/s, prefill and decode tokens/s, p50/p95 latency per sample, peak RSS, and the
+size: samples/s, prefill and decode tokens/s, p50/p95 latency per sample, peak RSS, private
+(anonymous) memory at the end, and the
 share of samples whose three parsed answers equal the reference's. Above the table: this
 machine's measured memory bandwidth and the batch-1 decode ceiling it implies for the fp32
 weights (every weight is read once per decoded token). Prints Markdown; ``--json FILE``
@@ -62,10 +63,15 @@ def _guardcli_runs(
     path, _, mode = path.partition("@")
     fields, session = _tweaks(tweaks)
     reuse_prefix = bool(fields.pop("reuse_prefix", True))
+    low_memory = bool(fields.pop("low_memory", False))
     # One guard for every batch size, so the process's peak RSS is one loaded model's.
     options = GuardOptions(max_new_tokens=max_new, mode=mode or "reason", **fields)
     guard, _manifest, _ = open_guard(
-        resolve_model(path), device="cpu", options=options, session_options=session
+        resolve_model(path),
+        device="cpu",
+        options=options,
+        session_options=session,
+        low_memory=low_memory,
     )
     guard.engine.reuse_prefix = reuse_prefix
     work = _time_prefill(guard.engine)
@@ -99,7 +105,7 @@ def _guardcli_runs(
 
 def _tweaks(tweaks: list[str]) -> tuple[dict, dict]:
     """``--engine-option`` values: GuardOptions fields (lookahead=1, loops=off), the engine's
-    reuse_prefix=false and onnxruntime-genai session options
+    reuse_prefix=false, low_memory=true and onnxruntime-genai session options
     (session.enable_cpu_mem_arena=false)."""
     fields: dict = {}
     session: dict = {}
@@ -322,7 +328,27 @@ def worker(args: argparse.Namespace) -> int:
             path, samples, args.batch_size, args.max_new_tokens, args.worker_option
         )
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"engine": label, "path": path, "peak_rss_mb": peak_kb / 1024, "runs": runs}))
+    print(json.dumps({
+        "engine": label, "path": path, "peak_rss_mb": peak_kb / 1024,
+        "private_mb": _private_mb(), "runs": runs,
+    }))  # fmt: skip
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _private_mb() -> float | None:
+    """Anonymous memory now, at the end of the run (Linux): what the process holds that no
+    other process can share and the kernel cannot drop, unlike a mapped bundle's pages."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    kb = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:")), None
+    )
+    return None if kb is None else int(kb) / 1024
     return 0
 
 
@@ -381,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="LABEL:KEY=VALUE",
         help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off), "
-        "reuse_prefix=false (batch 1 prefills every input whole) or an "
+        "reuse_prefix=false (batch 1 prefills every input whole), low_memory=true "
+        "(--low-memory) or an "
         "onnxruntime-genai session option (session.enable_cpu_mem_arena=false); for a "
         "llama engine: reuse_prefix=false (its cache is reset before every input)",
     )
@@ -430,9 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory bandwidth {bandwidth:.1f} GB/s; fp32 weights {weights / 1e6:.0f} MB -> "
           f"batch-1 decode ceiling {ceiling:.0f} tokens/s" if weights else "")  # fmt: skip
     print("| engine | batch | samples/s | prefill tok/s | decode tok/s | p50 s | p95 s "
-          "| peak RSS MB | looped | padding | done-row steps | from cache "
+          "| peak RSS MB | private MB | looped | padding | done-row steps | from cache "
           "| verdicts = ref |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     reference = {run["batch"]: run["verdicts"] for run in results[0]["runs"]}
     for result in results:
         for run in result["runs"]:
@@ -444,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {result['engine']} | {run['batch']} | {run['samples_per_s']:.2f} "
                 f"| {run['prefill_tokens_per_s']:.0f} | {decode} "
                 f"| {run['p50_latency_s']:.1f} | {run['p95_latency_s']:.1f} "
-                f"| {result['peak_rss_mb']:.0f} | {run.get('looped', 0)} "
+                f"| {result['peak_rss_mb']:.0f} | {_mb(result.get('private_mb'))} "
+                f"| {run.get('looped', 0)} "
                 f"| {_share(run, 'padding_share')} | {_share(run, 'finished_row_share')} "
                 f"| {_share(run, 'cached_share')} | {100 * run['agreement']:.0f}% |"
             )
