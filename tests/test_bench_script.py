@@ -48,6 +48,7 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
          "--engine-option", "guardcli-tuned:lookahead=1",
          "--engine-option", "guardcli-tuned:session.enable_cpu_mem_arena=false",
          "--engine-option", "guardcli-tuned:reuse_prefix=false",
+         "--engine-option", "guardcli-tuned:low_memory=true",
          "--bench", str(labelled), "--limit", "4", "--batch-size", "1", "2",
          "--max-new-tokens", "200", "--json", str(record)],
         capture_output=True, text=True, cwd=tmp_path,
@@ -64,6 +65,8 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
         assert all(v[0] in ("harmful", "unharmful") for v in run["verdicts"])
     for engine in reasoning:
         assert engine["peak_rss_mb"] > 0
+        if sys.platform.startswith("linux"):  # private memory is read from /proc/self/status
+            assert 0 < engine["private_mb"] <= engine["peak_rss_mb"]
         for run in engine["runs"]:
             assert run["samples"] == 4 and run["agreement"] == 1.0, (engine["engine"], run)
             assert run["looped"] == 0

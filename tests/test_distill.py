@@ -438,3 +438,22 @@ def test_distill_shared_training_traces(tmp_path, shared_dir):
             assert all(getattr(verdict, name) is label for name, label in g.labelled())
         assert (key, row["output"]) not in seen
         seen.add((key, row["output"]))
+
+
+def test_reuse_copies_a_committed_output_instead_of_sampling(tmp_path, capsys):
+    """--reuse (a long run's committed self-distillation) copies the traces and their summary;
+    the teacher is never asked (this one does not exist), and a missing copy is an error."""
+    committed = tmp_path / "state"
+    committed.mkdir()
+    (committed / "train.jsonl").write_text('{"a": 1}\n{"a": 2}\n', encoding="utf-8")
+    (committed / "train.jsonl.summary.json").write_text('{"kept": 2}\n', encoding="utf-8")
+    out = tmp_path / "work" / "self-distill" / "train.jsonl"
+    bench = _bench(tmp_path / "0_1_AegisSafetyTest.json", [("p", None, "harmful")])
+    argv = ["--input", bench, "--teacher", f"model:{tmp_path / 'no-such-model'}", "--output"]
+    assert main([*argv, str(out), "--reuse", str(committed)]) == 0
+    assert out.read_text() == '{"a": 1}\n{"a": 2}\n'
+    assert summary_path(out).read_text() == '{"kept": 2}\n'
+    assert "reused 2 traces" in capsys.readouterr().out
+    (committed / "train.jsonl.summary.json").unlink()
+    assert main([*argv, str(tmp_path / "again" / "train.jsonl"), "--reuse", str(committed)]) == 2
+    assert "train.jsonl.summary.json" in capsys.readouterr().err

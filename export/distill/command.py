@@ -230,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", required=True, type=Path, metavar="FILE", help="training JSONL to write"
     )
     data.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="DIR",
+        help="a committed copy of this output (OUTPUT's file name and its .summary.json in "
+        "DIR): copied to OUTPUT instead of sampling again, so a long training run continues on "
+        "the same traces in a fresh checkout (models/nano/train-state/self-distill)",
+    )
+    data.add_argument(
         "--task",
         choices=("prompt", "response", "refusal"),
         help="the task bare labels score, for every --input (default: from each file's "
@@ -359,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.reuse is not None:
+        return _reuse(args.reuse, args.output)
     opts = Options(
         inputs=tuple(args.inputs),
         teachers=tuple(args.teachers),
@@ -391,6 +401,28 @@ def _run(args: argparse.Namespace) -> int:
     if summary.kept == 0:
         print("error: no trace was kept - see the rejection reasons above", file=sys.stderr)
         return 1
+    return 0
+
+
+def _reuse(folder: Path, output: Path) -> int:
+    """Copy a committed output and its summary in place of a sampling run (``--reuse``)."""
+    import shutil
+
+    pairs = [
+        (folder / output.name, output),
+        (summary_path(folder / output.name), summary_path(output)),
+    ]
+    missing = [str(src) for src, _ in pairs if not src.is_file()]
+    if missing:
+        raise InputError(
+            f"--reuse {folder}: no {' or '.join(missing)}",
+            hint="commit both files there, or drop --reuse (the recipe's reuse:) to sample again",
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for src, dest in pairs:
+        shutil.copyfile(src, dest)
+    kept = sum(1 for line in output.read_text(encoding="utf-8").splitlines() if line.strip())
+    print(f"reused {kept} traces from {folder}: wrote {output} (summary: {summary_path(output)})")
     return 0
 
 
