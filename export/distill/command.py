@@ -21,8 +21,7 @@ without a response must answer None for tasks 2 and 3 (``guardcli.eval.labelled.
 ``--no-implied-none`` turns that off). Benchmarks held out by the shared data's split rule
 (SimpleSafetyTests, SafeRLHF, BeaverTails) are refused as inputs unless ``--allow-heldout``.
 
-Errors print one line and exit 2 (bad arguments, data) or 3 (a teacher failing); a run that
-keeps nothing exits 1.
+Errors: one line, exit 2 (bad arguments, data) or 3 (a teacher failing); keeping nothing exits 1.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from export.distill.judging import (
     token_counter,
     write_train,
 )
+from export.distill.reuse import add_reuse_argument, reuse
 from export.distill.teachers import Candidate, Teacher, parse_teacher, trace_candidates, trace_files
 from export.sampling.endpoint import synthesize
 from export.sampling.generate import SamplingConfig, model_kind, sample_outputs
@@ -57,9 +57,6 @@ from guardcli.eval.benchmarks import HELD_OUT
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-2024-08-06"  # the paper's synthesis model
 SHOWN_SKIPS = 20
-
-
-# ---- the command -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -229,14 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--output", required=True, type=Path, metavar="FILE", help="training JSONL to write"
     )
-    data.add_argument(
-        "--reuse",
-        type=Path,
-        metavar="DIR",
-        help="a committed copy of this output (OUTPUT's file name and its .summary.json in "
-        "DIR): copied to OUTPUT instead of sampling again, so a long training run continues on "
-        "the same traces in a fresh checkout (models/nano/train-state/self-distill)",
-    )
+    add_reuse_argument(data)
     data.add_argument(
         "--task",
         choices=("prompt", "response", "refusal"),
@@ -368,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.reuse is not None:
-        return _reuse(args.reuse, args.output)
+        return reuse(args.reuse, args.output)
     opts = Options(
         inputs=tuple(args.inputs),
         teachers=tuple(args.teachers),
@@ -401,28 +391,6 @@ def _run(args: argparse.Namespace) -> int:
     if summary.kept == 0:
         print("error: no trace was kept - see the rejection reasons above", file=sys.stderr)
         return 1
-    return 0
-
-
-def _reuse(folder: Path, output: Path) -> int:
-    """Copy a committed output and its summary in place of a sampling run (``--reuse``)."""
-    import shutil
-
-    pairs = [
-        (folder / output.name, output),
-        (summary_path(folder / output.name), summary_path(output)),
-    ]
-    missing = [str(src) for src, _ in pairs if not src.is_file()]
-    if missing:
-        raise InputError(
-            f"--reuse {folder}: no {' or '.join(missing)}",
-            hint="commit both files there, or drop --reuse (the recipe's reuse:) to sample again",
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    for src, dest in pairs:
-        shutil.copyfile(src, dest)
-    kept = sum(1 for line in output.read_text(encoding="utf-8").splitlines() if line.strip())
-    print(f"reused {kept} traces from {folder}: wrote {output} (summary: {summary_path(output)})")
     return 0
 
 
