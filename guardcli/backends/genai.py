@@ -21,7 +21,7 @@ DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when onnxruntime-genai has it he
 # every MatMul weight into a private copy laid out for its kernels. Without prepacking the
 # weights stay file-backed pages: shared by every process that maps the bundle (a server's
 # workers, batch's Ray actors) and reclaimable under memory pressure. Measured (docs/bench,
-# round 2): GuardReasoner-1B-shape fp32 private memory 5.9 -> 1.2 GB, ~20-35% slower decode.
+# round 2): GuardReasoner-1B-shape fp32 private memory 6.0 -> 1.3 GB, decode 8-34% slower.
 # Only for float weights: MatMulNBits (int4/int8) unpacked decoded ~30x slower.
 MAPPABLE_PRECISIONS = frozenset({"fp32", "fp16"})
 # onnxruntime-genai 0.18 passes a string-valued session option it does not know on to
