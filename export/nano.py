@@ -74,6 +74,13 @@ def graph_tensors(model_onnx: Path, tied: bool) -> list[Tensor]:
     import onnx
 
     graph = onnx.load(str(model_onnx), load_external_data=False).graph
+    # A weight the graph multiplies transposed (export/convert/tied.py's head) is stored in its
+    # source layout, not as the x @ W copy the rules expect.
+    as_stored = {
+        n.input[1]
+        for n in graph.node
+        if n.op_type == "FusedMatMul" and any(a.name == "transB" and a.i for a in n.attribute)
+    }
     tensors = []
     for init in graph.initializer:
         where = {e.key: e.value for e in init.external_data}
@@ -92,7 +99,7 @@ def graph_tensors(model_onnx: Path, tied: bool) -> list[Tensor]:
                 length=int(where["length"]),
                 shape=tuple(init.dims),
                 sources=tuple(sources or ()),
-                transpose=transpose,
+                transpose=transpose and init.name not in as_stored,
                 const=None if sources else init.name,
             )
         )

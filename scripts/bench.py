@@ -64,6 +64,7 @@ def _guardcli_runs(
     fields, session = _tweaks(tweaks)
     reuse_prefix = bool(fields.pop("reuse_prefix", True))
     low_memory = bool(fields.pop("low_memory", False))
+    prefill_chunk = fields.pop("prefill_chunk", None)
     # One guard for every batch size, so the process's peak RSS is one loaded model's.
     options = GuardOptions(max_new_tokens=max_new, mode=mode or "reason", **fields)
     guard, _manifest, _ = open_guard(
@@ -74,6 +75,8 @@ def _guardcli_runs(
         low_memory=low_memory,
     )
     guard.engine.reuse_prefix = reuse_prefix
+    if prefill_chunk is not None:
+        guard.engine.backend.prefill_chunk = int(prefill_chunk)
     work = _time_prefill(guard.engine)
     runs = []
     for batch in batches:
@@ -407,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="LABEL:KEY=VALUE",
         help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off), "
-        "reuse_prefix=false (batch 1 prefills every input whole), low_memory=true "
+        "reuse_prefix=false (batch 1 prefills every input whole), prefill_chunk=N (ids per "
+        "batch-1 model call; 0: the whole input), low_memory=true "
         "(--low-memory) or an "
         "onnxruntime-genai session option (session.enable_cpu_mem_arena=false); for a "
         "llama engine: reuse_prefix=false (its cache is reset before every input)",

@@ -49,6 +49,7 @@ def test_bench_compares_torch_and_guardcli_on_the_same_inputs(
          "--engine-option", "guardcli-tuned:session.enable_cpu_mem_arena=false",
          "--engine-option", "guardcli-tuned:reuse_prefix=false",
          "--engine-option", "guardcli-tuned:low_memory=true",
+         "--engine-option", "guardcli-tuned:prefill_chunk=0",
          "--bench", str(labelled), "--limit", "4", "--batch-size", "1", "2",
          "--max-new-tokens", "200", "--json", str(record)],
         capture_output=True, text=True, cwd=tmp_path,

@@ -306,6 +306,68 @@ def test_last_position_logits_change_no_token(tiny, fp32_bundle, tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_tied_embedding_rewrite_keeps_one_copy_and_the_numbers(tmp_path):
+    """The builder's Transpose(head weight) -> Gather becomes a Gather of the weight stored as
+    [vocab, hidden] and a transB head: embeddings and logits equal to the original graph's, no
+    constant left for onnxruntime to fold into a copy, the external bytes transposed in place,
+    and a second run finds nothing to do."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.convert.tied import MARK, rewrite
+
+    weight = np.random.default_rng(0).standard_normal((6, 11)).astype("float32")  # [hidden, vocab]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["w"], ["wt"], name="t", perm=[1, 0]),
+            helper.make_node("Gather", ["wt", "input_ids"], ["emb"], name="g"),
+            helper.make_node("MatMul", ["emb", "w"], ["logits"], name="/lm_head/MatMul"),
+        ],
+        "tied",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", 11]),
+            helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["batch", "seq", 6]),
+        ],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    ids = np.array([[3, 0, 10], [7, 7, 1]], dtype=np.int64)
+    for external in (False, True):
+        path = tmp_path / f"external-{external}" / "model.onnx"
+        path.parent.mkdir()
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.save(model, str(path), save_as_external_data=external, size_threshold=0)
+
+        def run(path: Path = path) -> list[np.ndarray]:
+            return ort.InferenceSession(str(path)).run(None, {"input_ids": ids})
+
+        before = run()
+        assert rewrite(path).startswith("tied embeddings stored once")
+        after = onnx.load(str(path))
+        assert [n.op_type for n in after.graph.node] == ["Gather", "FusedMatMul"]
+        assert after.graph.node[1].name.startswith(MARK)
+        assert list(after.graph.initializer[0].dims) == [11, 6]
+        np.testing.assert_array_equal(numpy_helper.to_array(after.graph.initializer[0]), weight.T)
+        for got, want in zip(run(), before, strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert rewrite(path) is None
+
+
+def test_converted_bundle_has_no_transposed_weight(fp32_bundle):
+    import onnx
+
+    model = onnx.load(str(fp32_bundle / "model.onnx"), load_external_data=False)
+    constants = {i.name for i in model.graph.initializer}
+    folded = [n for n in model.graph.node if n.op_type == "Transpose" and n.input[0] in constants]
+    assert folded == []
+    assert [n.op_type for n in model.graph.node if n.name.startswith("guardcli_tied")] == [
+        "FusedMatMul"
+    ]
+    assert read_manifest(fp32_bundle).built_with["embeddings"].startswith("tied embeddings")
+
+
 @pytest.mark.slow
 def test_tampered_file_is_reported(fp32_bundle, tmp_path):
     copy = tmp_path / "bundle"

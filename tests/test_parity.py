@@ -260,6 +260,42 @@ def test_kv_cache_matches_genai_recomputed_per_token(tiny_bundle, tiny):
         assert tokens == genai_from_scratch(tiny_bundle, prompts[row], TINY_NEW), f"row {row}"
 
 
+def test_prefill_in_chunks_matches_transformers(tiny_bundle, tiny, monkeypatch):
+    """A single-row read appends its prompt PREFILL_CHUNK ids at a time (bounding the logits
+    buffer genai binds per call); the tokens are still transformers' greedy ones."""
+    from guardcli.backends import genai
+
+    _model, _codec, prompts, references = tiny
+    monkeypatch.setattr(genai, "PREFILL_CHUNK", 7)
+    engine = open_engine(tiny_bundle, device="cpu")
+    sizes: list[int] = []
+
+    class Counting:
+        def __init__(self, generator) -> None:  # noqa: ANN001
+            self._generator = generator
+
+        def append_tokens(self, ids) -> None:  # noqa: ANN001
+            sizes.append(ids.shape[1])
+            self._generator.append_tokens(ids)
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self._generator, name)
+
+    opened = engine.backend.reader
+
+    def reader(length: int):  # noqa: ANN202
+        made = opened(length)
+        made._generator = Counting(made._generator)
+        return made
+
+    monkeypatch.setattr(engine.backend, "reader", reader)
+    for row in (8, 7):  # the longest prompt, then one sharing its instruction prefix
+        sizes.clear()
+        assert engine.generate_tokens([prompts[row]], max_new_tokens=TINY_NEW)[0] == references[row]
+        assert max(sizes) == 7 and len(sizes) > 2
+    assert sum(sizes) < len(prompts[7])  # the second read appended only past the shared prefix
+
+
 # ---------------------------------------------------------------- CUDA
 
 

@@ -41,6 +41,7 @@ from export.convert.encoding import bos_token_id, decide_add_bos
 from export.convert.fixups import as_list, fix_genai_config, settle_tokenizer
 from export.convert.lastpos import rewrite as last_position_rewrite
 from export.convert.sources import resolve_source, with_tokenizer
+from export.convert.tied import rewrite as tied_rewrite
 from guardcli.bundles.manifest import MANIFEST, Manifest, bundle_files, write_manifest
 from guardcli.core.prompt import TEMPLATE_ID
 from guardcli.errors import ExitCode, UsageError
@@ -262,7 +263,8 @@ def convert(opts: Options) -> Outcome:
         graph = "all positions (--all-positions)"
         if not opts.all_positions:
             graph = last_position_rewrite(output / "model.onnx")
-            print(f"graph: {graph}", flush=True)
+        tied = tied_rewrite(output / "model.onnx")
+        print("\n".join(f"graph: {line}" for line in (graph, tied) if line), flush=True)
         genai = fix_genai_config(output, config, gen_config)
         model_cfg = genai["model"]
         settle_tokenizer(output, checkpoint, texts)
@@ -283,7 +285,8 @@ def convert(opts: Options) -> Outcome:
             pad_token_id=int(model_cfg["pad_token_id"]),
             add_bos=add_bos,
             context_length=int(model_cfg["context_length"]),
-            built_with={**built_with(builder_options, output), "logits": graph},
+            built_with={**built_with(builder_options, output), "logits": graph}
+            | ({"embeddings": tied} if tied else {}),
             validation={"passed": None, "skipped": "validation did not finish"},
         )
         # Unhashed placeholder so a crash during validation leaves a bundle verify rejects.

@@ -21,12 +21,19 @@ DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when onnxruntime-genai has it he
 # every MatMul weight into a private copy laid out for its kernels. Without prepacking the
 # weights stay file-backed pages: shared by every process that maps the bundle (a server's
 # workers, batch's Ray actors) and reclaimable under memory pressure. Measured (docs/bench,
-# round 2): GuardReasoner-1B-shape fp32 private memory 6.0 -> 1.3 GB, decode 8-34% slower.
+# round 2): GuardReasoner-1B-shape fp32 private memory 6.0 -> 1.3 GB (0.3 GB with tied
+# embeddings stored once, export/convert/tied.py), decode 8-34% slower.
 # Only for float weights: MatMulNBits (int4/int8) unpacked decoded ~30x slower.
 MAPPABLE_PRECISIONS = frozenset({"fp32", "fp16"})
 # onnxruntime-genai 0.18 passes a string-valued session option it does not know on to
 # onnxruntime as a session config entry; this is onnxruntime's key for turning prepacking off.
 NO_PREPACKING = {"session.disable_prepacking": "1"}
+# A single-row read appends at most this many ids per model call. onnxruntime-genai binds a
+# [rows, appended ids, vocabulary] float32 logits buffer for every call (the graph's last-position
+# head fills each position with the same row: export/convert/lastpos.py), so a 700-id prompt took
+# a 137 MB (nano) or 359 MB (GuardReasoner-1B) transient; in chunks of 256 it is at most 50 or
+# 131 MB, and a chunk of 256 ids keeps the matrix products as fast as the whole prompt's.
+PREFILL_CHUNK = 256
 
 
 def default_threads() -> int:
@@ -86,13 +93,16 @@ class _GenaiDecoder:
 
 
 class _GenaiReader:
-    def __init__(self, np: Any, generator: Any) -> None:
+    def __init__(self, np: Any, generator: Any, chunk: int) -> None:
         self._np = np
         self._generator = generator
+        self._chunk = chunk or 1 << 30  # 0: the whole input in one call
 
     def append(self, ids: Sequence[int]) -> None:
         try:
-            self._generator.append_tokens(self._np.asarray([ids], dtype=self._np.int32))
+            for start in range(0, len(ids), self._chunk):
+                chunk = ids[start : start + self._chunk]
+                self._generator.append_tokens(self._np.asarray([chunk], dtype=self._np.int32))
         except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
             raise ModelError(f"onnxruntime-genai failed to read the input: {exc}") from exc
 
@@ -145,6 +155,7 @@ class GenaiBackend:
         self.pad_token_id = int(model_cfg.get("pad_token_id", next(iter(self.eos_token_ids), 0)))
         self.context_length = int(model_cfg.get("context_length", 2048))
         self.mapped_weights = mapped_weights
+        self.prefill_chunk = PREFILL_CHUNK  # scripts/bench.py measures 0 (whole) beside it
         try:
             config = og.Config(str(bundle_dir))
             options = {"intra_op_num_threads": self.threads}
@@ -169,7 +180,7 @@ class GenaiBackend:
         try:
             params = og.GeneratorParams(self._model)
             params.set_search_options(max_length=max_length, batch_size=1, do_sample=False)
-            return _GenaiReader(self._np, og.Generator(self._model, params))
+            return _GenaiReader(self._np, og.Generator(self._model, params), self.prefill_chunk)
         except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
             raise ModelError(f"onnxruntime-genai failed to start triage: {exc}") from exc
 
