@@ -358,13 +358,13 @@ def test_tied_embedding_rewrite_keeps_one_copy_and_the_numbers(tmp_path):
 def test_converted_bundle_has_no_transposed_weight(fp32_bundle):
     import onnx
 
+    from export.convert.tied import MARK
+
     model = onnx.load(str(fp32_bundle / "model.onnx"), load_external_data=False)
     constants = {i.name for i in model.graph.initializer}
     folded = [n for n in model.graph.node if n.op_type == "Transpose" and n.input[0] in constants]
     assert folded == []
-    assert [n.op_type for n in model.graph.node if n.name.startswith("guardcli_tied")] == [
-        "FusedMatMul"
-    ]
+    assert [n.op_type for n in model.graph.node if n.name.startswith(MARK)] == ["FusedMatMul"]
     assert read_manifest(fp32_bundle).built_with["embeddings"].startswith("tied embeddings")
 
 
