@@ -191,6 +191,34 @@ def test_limit_bounds_every_input_the_traces_own_included(traced, tmp_path):
     assert [r.prompt for r in again] == [r.prompt for r in rows]  # seeded: the same subset
 
 
+def test_holdout_split_keeps_validation_prompts_out_of_the_samples(
+    traced, tmp_path, monkeypatch, capsys
+):
+    """Hard samples mined from a validation prompt would carry it into DPO: --holdout-split
+    leaves those prompts out of --data and of the trace files alike, and says how many."""
+    from export.data import splits
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        "".join(
+            json.dumps({"prompt": p.prompt, "request": p.request.value, "source": "S"}) + "\n"
+            for p in FIXTURE_PAIRS
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(splits, "PROMPTS", prompts)
+    lines = tmp_path / "validation.lines"
+    splits.write_lines(lines, {1, 5}, "")  # the first and fifth fixture prompts
+    held = {splits.prompt_key(FIXTURE_PAIRS[i].prompt) for i in (0, 4)}
+    cfg = replace(traced, output=tmp_path / "held", holdout_split=lines)
+    rows = read_samples(sample(cfg))
+    kept = [p.model_input() for p in FIXTURE_PAIRS if splits.prompt_key(p.prompt) not in held]
+    assert [r.prompt for r in rows] == kept and len(kept) == len(FIXTURE_PAIRS) - 2
+    assert "2 record(s) of the validation split (--holdout-split) left out" in (
+        capsys.readouterr().out
+    )
+
+
 def test_mine_writes_pairs_once(traced, capsys):
     sample(traced)
     path = mine(traced)

@@ -270,6 +270,13 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         help="only N training inputs: a random subset (--seed), kept in file order",
     )
     group.add_argument(
+        "--holdout-split",
+        type=Path,
+        metavar="LINES",
+        help="the validation split's line file (export.data.splits, e.g. "
+        "models/nano/validation.lines): its prompts are never sampled (counted)",
+    )
+    group.add_argument(
         "--sample-model",
         metavar="MODEL",
         help="sample the policy's outputs from this model instead of --model: the R-SFT "

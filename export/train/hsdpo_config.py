@@ -52,6 +52,7 @@ class HSDPOConfig(TrainingOptions):
     sample_batch_size: int = 8
     chunk: int = 256
     limit: int | None = None
+    holdout_split: Path | None = None  # validation.lines of export.data.splits: never sampled
     # mine
     pairs_per_input: int = 1
     gamma: float = 1.0

@@ -18,23 +18,33 @@ from guardcli.errors import UsageError
 from guardcli.eval.labelled import LabelledSample, implied
 
 
-def labelled_inputs(paths: Sequence[Path]) -> list[SampleRow]:
-    """Training inputs with gold labels (read by guardcli.eval.labelled), deduplicated by text."""
+def labelled_inputs(paths: Sequence[Path], held: frozenset[str] = frozenset()) -> list[SampleRow]:
+    """Training inputs with gold labels (read by guardcli.eval.labelled), deduplicated by text.
+
+    ``held``: prompt keys of the validation split (export.data.splits): a prompt there is never
+    sampled, so hard samples cannot carry the validation set into DPO; they are counted.
+    """
+    from export.data.splits import prompt_key
     from guardcli.core.records import Skip
     from guardcli.eval.labelled import load_labelled
 
     rows: dict[str, SampleRow] = {}
-    skipped = 0
+    skipped = held_out = 0
     for path in paths:
         for found in load_labelled(path):
             if isinstance(found, Skip):
                 skipped += 1
                 say(f"skipped {found.source}: {found.reason}")
                 continue
+            if held and prompt_key(found.sample.prompt) in held:
+                held_out += 1
+                continue
             row = _row_of(found)
             rows.setdefault(row.input_id, row)
     if skipped:
         say(f"{skipped} record(s) without usable gold labels skipped")
+    if held:
+        say(f"{held_out} record(s) of the validation split (--holdout-split) left out")
     return list(rows.values())
 
 
@@ -44,8 +54,12 @@ def _row_of(item: LabelledSample) -> SampleRow:
     return SampleRow(input_id(text), text, item.gold)
 
 
-def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
-    """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict}."""
+def extra_traces(
+    paths: Sequence[Path], held: frozenset[str] = frozenset()
+) -> dict[str, tuple[SampleRow, list[dict[str, str]]]]:
+    """input_id -> (the input with the file's gold, its traces) from {prompt, label, predict};
+    prompts of ``held`` (the validation split) are left out, as in labelled_inputs."""
+    from export.data.splits import prompt_key
     from guardcli.core.records import Skip
     from guardcli.eval.labelled import load_predictions
 
@@ -54,6 +68,8 @@ def extra_traces(paths: Sequence[Path]) -> dict[str, tuple[SampleRow, list[dict[
         for item in load_predictions(path):
             if isinstance(item, Skip):
                 say(f"skipped {item.source}: {item.reason}")
+                continue
+            if held and prompt_key(item.item.sample.prompt) in held:
                 continue
             row = _row_of(item.item)
             found.setdefault(row.input_id, (row, []))[1].append(
@@ -67,10 +83,12 @@ def sample(cfg: HSDPOConfig) -> Path:
     path = cfg.samples_path
     if not cfg.data:
         raise UsageError("sample needs --data (the R-SFT training files)")
+    from export.distill.inputs import holdout_keys
     from guardcli.eval.judge import pick
 
-    rows = labelled_inputs(cfg.data)
-    traces = extra_traces(cfg.extra_traces)
+    held = holdout_keys(cfg.holdout_split)
+    rows = labelled_inputs(cfg.data, held)
+    traces = extra_traces(cfg.extra_traces, held)
     known = {r.input_id for r in rows}
     rows += [row for key, (row, _) in traces.items() if key not in known]  # labelled by the file
     # --limit: a seeded random subset (in file order) of every input, the traces' own too;
