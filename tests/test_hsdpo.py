@@ -28,6 +28,7 @@ from export.train.mining import (
 )
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input
+from guardcli.errors import UsageError
 from guardcli.eval.labelled import Gold
 from testkit.pairs import FIXTURE_PAIRS
 from tests.test_rsft import write_train_jsonl
@@ -249,3 +250,38 @@ def test_preset_and_help():
         sub = parser._subparsers._group_actions[0].choices[command]
         for action in sub._actions:
             assert action.help, f"{command} {action.option_strings} has no help"
+
+
+def test_focus_takes_the_inputs_nearest_the_cut_half_from_each_label():
+    from export.train.hsdpo_focus import nearest_cut
+
+    rows = [row_of(p, []) for p in FIXTURE_PAIRS]
+    labels = [r.gold.request for r in rows]
+    assert len(set(labels)) == 2
+    scores = [0.05, 0.5, 0.9, 0.45, 0.99, 0.6][: len(rows)]
+    chosen = nearest_cut(rows, scores, 0.5, 2)
+    for label in set(labels):  # one of each label: the one whose score is nearest 0.5
+        mine = [(abs(s - 0.5), r.input_id) for r, s in zip(rows, scores, strict=True)]
+        best = min(m for m, r in zip(mine, rows, strict=True) if r.gold.request == label)
+        assert best[1] in {r.input_id for r in chosen}
+    assert [r.input_id for r in chosen] == [r.input_id for r in rows if r in chosen]  # file order
+    assert nearest_cut(rows, scores, 0.5, 99) == rows
+    only_one = [r for r in rows if r.gold.request == labels[0]]  # a label short of its share
+    assert len(nearest_cut(only_one, scores[: len(only_one)], 0.5, 2)) == 2
+
+
+def test_focus_scores_with_the_bundle_once_and_resumes_from_its_choice(
+    traced, tmp_path, fixture_bundle, capsys
+):
+    cfg = replace(traced, output=tmp_path / "focus", focus=2, focus_model=str(fixture_bundle))
+    rows = read_samples(sample(cfg))
+    assert len(rows) == 2
+    assert len({r.gold.request for r in rows}) == 2  # one harmful, one harmless
+    saved = json.loads(cfg.focus_path.read_text(encoding="utf-8"))
+    assert saved["ids"] == [r.input_id for r in rows] and saved["n"] == 2
+    assert "focus: 2 of" in capsys.readouterr().out
+    cfg.samples_path.unlink()
+    again = read_samples(sample(replace(cfg, focus_model="/nonexistent")))  # focus.json reused
+    assert [r.input_id for r in again] == saved["ids"]
+    with pytest.raises(UsageError, match="--focus needs a bundle"):
+        sample(replace(cfg, output=tmp_path / "nobundle", focus_model=""))

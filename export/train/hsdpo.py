@@ -277,6 +277,19 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         "models/nano/validation.lines): its prompts are never sampled (counted)",
     )
     group.add_argument(
+        "--focus",
+        type=positive_int,
+        metavar="N",
+        help="sample only the N inputs whose fast-mode request score lies nearest the bundle's "
+        "cut, half from each request label: the ones likely to give pairs "
+        "(export.train.hsdpo_focus)",
+    )
+    group.add_argument(
+        "--focus-model",
+        metavar="BUNDLE",
+        help="the bundle that scores inputs for --focus (default: --sample-model)",
+    )
+    group.add_argument(
         "--sample-model",
         metavar="MODEL",
         help="sample the policy's outputs from this model instead of --model: the R-SFT "

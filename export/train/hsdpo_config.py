@@ -12,6 +12,7 @@ from export.train.options import TrainingOptions
 
 SAMPLES = "samples.jsonl"
 PAIRS = "pairs.jsonl"
+FOCUS = "focus.json"  # the inputs --focus chose, so a resumed run does not score again
 MODEL = "model"
 STEPS = ("sample", "mine", "train")
 PRESETS: dict[str, dict[str, Any]] = {
@@ -53,6 +54,8 @@ class HSDPOConfig(TrainingOptions):
     chunk: int = 256
     limit: int | None = None
     holdout_split: Path | None = None  # validation.lines of export.data.splits: never sampled
+    focus: int | None = None  # sample only the N inputs nearest the cut (export.train.hsdpo_focus)
+    focus_model: str = ""  # the bundle that scores them in fast mode (default: sample_model)
     # mine
     pairs_per_input: int = 1
     gamma: float = 1.0
@@ -66,6 +69,10 @@ class HSDPOConfig(TrainingOptions):
     @property
     def samples_path(self) -> Path:
         return self.samples or Path(self.output) / SAMPLES
+
+    @property
+    def focus_path(self) -> Path:
+        return Path(self.output) / FOCUS
 
     @property
     def pairs_path(self) -> Path:

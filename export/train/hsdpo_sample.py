@@ -91,6 +91,8 @@ def sample(cfg: HSDPOConfig) -> Path:
     traces = extra_traces(cfg.extra_traces, held)
     known = {r.input_id for r in rows}
     rows += [row for key, (row, _) in traces.items() if key not in known]  # labelled by the file
+    if cfg.focus is not None:
+        rows = _focused(rows, cfg)
     # --limit: a seeded random subset (in file order) of every input, the traces' own too;
     # training files are grouped by benchmark, so the first N would all come from one source.
     rows = pick(rows, cfg.limit, cfg.seed)
@@ -114,6 +116,28 @@ def sample(cfg: HSDPOConfig) -> Path:
             out.flush()
             say(f"sample: {len(done) + start + len(chunk)}/{len(done) + len(todo)} inputs")
     return path
+
+
+def _focused(rows: list[SampleRow], cfg: HSDPOConfig) -> list[SampleRow]:
+    """--focus N: the N inputs nearest the cut, chosen once and kept in DIR/focus.json."""
+    from export.train.hsdpo_focus import fast_scores, nearest_cut
+
+    path = cfg.focus_path
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("n") == cfg.focus:
+            ids = set(saved["ids"])
+            return [r for r in rows if r.input_id in ids]
+    model = cfg.focus_model or cfg.sample_model
+    if not model:
+        raise UsageError("--focus needs a bundle to score with: --focus-model or --sample-model")
+    scores, cut = fast_scores(model, rows)
+    chosen = nearest_cut(rows, scores, cut, cfg.focus)
+    say(f"focus: {len(chosen)} of {len(rows)} inputs nearest the request cut {cut:.3f}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"n": cfg.focus, "model": model, "cut": cut, "ids": [r.input_id for r in chosen]}
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return chosen
 
 
 def _sample_chunk(chunk: list[SampleRow], models: Sequence[str], cfg: HSDPOConfig) -> None:
