@@ -120,6 +120,25 @@ def test_the_recipe_self_distils_no_validation_prompt(prompts):
     assert {e.item.gold.request.value for e in chosen.by_key.values()} == {"unharmful"}
 
 
+def test_the_recipe_samples_hard_samples_from_no_validation_prompt(prompts):
+    """HS-DPO of the v2 recipe samples training prompts too: its section's --holdout-split
+    leaves every validation prompt out of what it may sample (and so of every pair)."""
+    from pathlib import Path
+
+    from export.data.splits import prompt_key, validation_keys
+    from export.recipe import load_recipe
+    from export.train.hsdpo_sample import labelled_inputs
+    from guardcli.core.prompt import split_input
+
+    recipe = load_recipe(ROOT / "models" / "nano" / "recipe-v2.yaml")
+    section = recipe.section("hsdpo")
+    assert section["holdout-split"] == str(splits.LINES)
+    held = validation_keys(ROOT / section["holdout-split"], prompts)
+    rows = labelled_inputs([ROOT / Path(p) for p in section["data"]], held)
+    assert len(rows) > 3000
+    assert not {prompt_key(split_input(r.prompt)[0]) for r in rows} & held
+
+
 def test_calibration_is_copied_only_to_a_manifest_of_the_same_weights(fixture_bundle, tmp_path):
     import json
 

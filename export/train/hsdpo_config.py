@@ -72,7 +72,7 @@ class HSDPOConfig(TrainingOptions):
 
     @property
     def focus_path(self) -> Path:
-        return Path(self.output) / FOCUS
+        return self.samples_path.parent / FOCUS  # beside the samples it chose: committed together
 
     @property
     def pairs_path(self) -> Path:
