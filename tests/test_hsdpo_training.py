@@ -4,6 +4,7 @@ TRL's own, and training end to end on a tiny model (mining and files: tests/test
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,87 @@ def test_sampling_through_export_generate(base, tmp_path):
     # the tiny random model never writes an Answers block: every input is hard
     pairs, stats = mine_pairs(rows)
     assert stats.hard == 2 and all(p.n_wrong == 2 and p.n_right == 1 for p in pairs)
+
+
+# ------------------------------------------------------------------------------ the fast trainer
+
+
+@pytest.mark.slow
+def test_fast_dpo_log_probs_and_first_loss_are_the_models_own(base, tmp_path):
+    """LoraLM.target_logps sums to what transformers gives for the completion, and with the
+    fresh adapter (policy == reference) a pair's loss is w * (log 2 + sft_weight * NLL/n)."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from export.train.fast_dpo import _reference, pair_loss, pair_rows
+    from export.train.fast_sft import Options
+    from export.train.sft_model import LoraLM
+
+    opened = open_base(str(base), tmp_path / "work")
+    encoded = [encode_pair(opened, p) for p in fixture_pairs()]
+    rows = pair_rows(encoded)
+    model = LoraLM(opened.checkpoint, Options(bf16=False, cache_lower=False, lora_r=4))
+    plain = AutoModelForCausalLM.from_pretrained(base).eval()
+    for row, pair in zip(encoded, rows, strict=True):
+        want = completion_logp(plain, row["prompt_ids"], row["chosen_ids"])
+        with torch.no_grad():
+            got = float(model.target_logps(pair.chosen).sum())
+        assert got == pytest.approx(want, abs=1e-3)
+    reference = _reference(model, rows)
+    pair, (rc, rr) = rows[0], reference[0]
+    with torch.no_grad():
+        pc, pr = model.target_logps(pair.chosen).sum(), model.target_logps(pair.rejected).sum()
+    loss = float(pair_loss((pc, pr), (rc, rr), 1.5, len(pair.chosen.targets), 0.1, 2.0))
+    assert loss == pytest.approx(1.5 * (math.log(2) + 2.0 * -rc / len(pair.chosen.targets)), 1e-4)
+
+
+@pytest.mark.slow
+def test_fast_dpo_raises_the_margin_resumes_and_writes_what_export_nano_packages(base, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from export.train.layout import ADAPTER
+
+    cfg = dpo_config(
+        base,
+        tmp_path / "fast",
+        trainer="fast",
+        beta=1.0,
+        sft_weight=0.0,
+        lr=3e-3,
+        max_steps=6,
+        grad_accum=6,  # every pair in every step: the pairs pull one answer token both ways
+        lora_r=4,
+        save_steps=3,
+    )
+    cfg.pairs_path.parent.mkdir(parents=True)
+    pairs = fixture_pairs()
+    cfg.pairs_path.write_text("".join(json.dumps(p.__dict__) + "\n" for p in pairs))
+    out = train(cfg)
+    log = json.loads((out / TRAIN_LOG).read_text())
+    steps = log["steps"]
+    assert len(steps) == 6 and log["pairs"] == 6
+    assert abs(steps[0]["margin"]) < 1e-3  # the fresh adapter is the reference
+    assert (out / ADAPTER / "adapter_model.safetensors").is_file()
+    opened = open_base(str(base), tmp_path / "work")
+    policy = AutoModelForCausalLM.from_pretrained(out).eval()  # the merged checkpoint
+    reference = AutoModelForCausalLM.from_pretrained(base).eval()
+    margins = []
+    for pair in pairs:
+        row = encode_pair(opened, pair)
+        p = row["prompt_ids"]
+        margins.append(
+            completion_logp(policy, p, row["chosen_ids"])
+            - completion_logp(reference, p, row["chosen_ids"])
+            - completion_logp(policy, p, row["rejected_ids"])
+            + completion_logp(reference, p, row["rejected_ids"])
+        )
+    assert sum(margins) / len(margins) > 0.3  # from exactly 0 at the start
+    assert train(cfg) == out  # done: skipped
+
+    (out / TRAIN_LOG).unlink()  # a run killed after its last saved state (step 6)
+    again = train(replace(cfg, max_steps=8))
+    resumed = json.loads((again / TRAIN_LOG).read_text())["steps"]
+    assert [s["step"] for s in resumed] == list(range(1, 9))
+    assert resumed[:6] == steps

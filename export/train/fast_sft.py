@@ -162,7 +162,7 @@ def train(opts: Options) -> dict[str, Any]:
         total = opts.max_steps or max(1, int(per_epoch * opts.epochs))
         step, log = 0, {"steps": [], "evals": [], "counts": data.counts, "options": _jsonable(opts)}
         if opts.resume and (output / STATE / PROGRESS).is_file():
-            step, log = _load_state(output / STATE, model, optim)
+            step, log = load_state(output / STATE, model, optim)
             say(f"resuming at step {step} of {total}")
         started, tokens = time.perf_counter(), 0
         end = min(total, opts.stop_at) if opts.stop_at else total
@@ -196,7 +196,7 @@ def train(opts: Options) -> dict[str, Any]:
                 log["evals"].append({"step": step, **result})
                 say(f"validation at step {step}: {json.dumps(result)}")
             if step % opts.save_every == 0 or step == end:
-                _save_state(output / STATE, model, optim, step, log)
+                save_state(output / STATE, model, optim, step, log)
                 if opts.cache_lower and model.split:
                     model.store_cache(cache)
         if step < total:
@@ -214,7 +214,7 @@ def _snapshot(opts: Options, model: LoraLM, base, output: Path) -> dict[str, Any
     from export.train.checkpoints import save_checkpoint
 
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
-    step, log = _load_state(output / STATE, model, optim)
+    step, log = load_state(output / STATE, model, optim)
     save_checkpoint(model.peft, base, Path(opts.snapshot), "float32")
     log["snapshot_of_step"] = step
     (Path(opts.snapshot) / "train_log.json").write_text(json.dumps(log, indent=1), "utf-8")
@@ -240,7 +240,7 @@ def _request_pair(base) -> tuple[int, int]:  # noqa: ANN001
     return first.options[0][0], first.options[1][0]
 
 
-def _save_state(directory: Path, model: LoraLM, optim: Any, step: int, log: dict) -> None:
+def save_state(directory: Path, model: LoraLM, optim: Any, step: int, log: dict) -> None:
     import torch
 
     partial = directory.with_name(directory.name + ".partial")
@@ -255,7 +255,7 @@ def _save_state(directory: Path, model: LoraLM, optim: Any, step: int, log: dict
     partial.rename(directory)
 
 
-def _load_state(directory: Path, model: LoraLM, optim: Any) -> tuple[int, dict]:
+def load_state(directory: Path, model: LoraLM, optim: Any) -> tuple[int, dict]:
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file

@@ -122,6 +122,10 @@ def train(cfg: HSDPOConfig, *, callbacks: Sequence[Any] = ()) -> Path:
     if not cfg.model:
         raise UsageError("train needs --model (the R-SFT checkpoint)")
     pairs = read_pairs(cfg.pairs_path)
+    if cfg.trainer == "fast":
+        from export.train.fast_dpo import train_fast
+
+        return train_fast(cfg, pairs)
 
     def record(base: Base, read: int, encoded: EncodedPairs) -> dict[str, Any]:
         return {
@@ -331,6 +335,13 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     d = HSDPOConfig()
     group = parser.add_argument_group("DPO")
     group.add_argument("--beta", type=float, help=f"DPO beta (default {d.beta:g})")
+    group.add_argument(
+        "--trainer",
+        choices=("trl", "fast"),
+        help="trl: TRL's DPOTrainer (default); fast: the same loss at batch 1 with the "
+        "reference computed once and the head at completion positions only, for a CPU "
+        "(export.train.fast_dpo; LoRA on every layer, resumes from OUTPUT/model/state)",
+    )
     group.add_argument(
         "--sft-weight",
         type=float,

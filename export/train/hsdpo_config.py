@@ -60,6 +60,7 @@ class HSDPOConfig(TrainingOptions):
     pairs_per_input: int = 1
     gamma: float = 1.0
     # train
+    trainer: str = "trl"  # or "fast": export.train.fast_dpo, the same loss without TRL's overheads
     lr: float = 5e-6
     epochs: float = 2.0
     batch_size: int = 2

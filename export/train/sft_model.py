@@ -120,6 +120,20 @@ class LoraLM:
                 logits = self.head(hidden)[targets - 1]
         return F.cross_entropy(logits.float(), ids[0, targets])
 
+    def target_logps(self, row: Sequence_) -> Any:
+        """log P(ids[t] | ids[:t]) at each of the row's targets, in float32: the terms of a
+        DPO log-ratio. The head runs at the targets only, as in row_loss."""
+        import torch
+
+        ids = torch.tensor([row.ids], device=self.device)
+        position_ids, rope = self._positions(len(row.ids))
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
+            hidden = self.inner.embed_tokens(ids)
+            hidden = self._run(hidden, 0, len(self.inner.layers), position_ids, rope)
+            targets = torch.tensor(row.targets, device=self.device)
+            logits = self.head(self.inner.norm(hidden)[0][targets - 1])
+        return torch.log_softmax(logits.float(), dim=-1).gather(1, ids[0, targets, None])[:, 0]
+
     def label_scores(self, rows: list[Sequence_]) -> list[float]:
         """P(first option) at each label row's first target: what fast triage reads."""
         import torch
