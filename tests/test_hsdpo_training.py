@@ -330,7 +330,7 @@ def test_fast_dpo_log_probs_and_first_loss_are_the_models_own(base, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from export.train.fast_dpo import _reference, pair_loss, pair_rows
+    from export.train.fast_dpo import pair_loss, pair_rows, reference_logps
     from export.train.fast_sft import Options
     from export.train.sft_model import LoraLM
 
@@ -344,7 +344,7 @@ def test_fast_dpo_log_probs_and_first_loss_are_the_models_own(base, tmp_path):
         with torch.no_grad():
             got = float(model.target_logps(pair.chosen).sum())
         assert got == pytest.approx(want, abs=1e-3)
-    reference = _reference(model, rows)
+    reference = reference_logps(model, rows)
     pair, (rc, rr) = rows[0], reference[0]
     with torch.no_grad():
         pc, pr = model.target_logps(pair.chosen).sum(), model.target_logps(pair.rejected).sum()

@@ -109,7 +109,7 @@ def train_fast(cfg: HSDPOConfig, pairs: list[Pair]) -> Path:
         from export.train.sft_model import LoraLM
 
         model = LoraLM(base.checkpoint, opts)
-        reference = _reference(model, rows)
+        reference = reference_logps(model, rows)
         params = model.parameters()
         optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         total = cfg.max_steps or max(1, int(len(rows) * cfg.epochs) // cfg.grad_accum)
@@ -167,7 +167,7 @@ def train_fast(cfg: HSDPOConfig, pairs: list[Pair]) -> Path:
     return output
 
 
-def _reference(model: Any, rows: list[PairRows]) -> list[tuple[float, float]]:
+def reference_logps(model: Any, rows: list[PairRows]) -> list[tuple[float, float]]:
     """Each pair's reference sums, once: the model with its adapter disabled."""
     import torch
 
