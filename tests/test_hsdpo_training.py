@@ -342,12 +342,13 @@ def test_fast_dpo_log_probs_and_first_loss_are_the_models_own(base, tmp_path):
     for row, pair in zip(encoded, rows, strict=True):
         want = completion_logp(plain, row["prompt_ids"], row["chosen_ids"])
         with torch.no_grad():
-            got = float(model.target_logps(pair.chosen).sum())
+            got = float(model.target_logps(0, pair.chosen).sum())
         assert got == pytest.approx(want, abs=1e-3)
     reference = reference_logps(model, rows)
     pair, (rc, rr) = rows[0], reference[0]
     with torch.no_grad():
-        pc, pr = model.target_logps(pair.chosen).sum(), model.target_logps(pair.rejected).sum()
+        pc = model.target_logps(0, pair.chosen).sum()
+        pr = model.target_logps(1, pair.rejected).sum()
     loss = float(pair_loss((pc, pr), (rc, rr), 1.5, len(pair.chosen.targets), 0.1, 2.0))
     assert loss == pytest.approx(1.5 * (math.log(2) + 2.0 * -rc / len(pair.chosen.targets)), 1e-4)
 

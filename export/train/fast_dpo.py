@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.train.fast_sft import PROGRESS, STATE, Options, load_state, lr_at, order, save_state
+from export.train.fit import report_cutoff
 from export.train.layout import TRAIN_LOG
 from export.train.runlog import say
 from export.train.sft_data import Sequence_
@@ -101,10 +102,7 @@ def train_fast(cfg: HSDPOConfig, pairs: list[Pair]) -> Path:
     with tempfile.TemporaryDirectory(prefix="guardcli-dpo-") as tmp:
         base = open_base(cfg.model, Path(tmp))
         encoded = encode_pairs(base, pairs, cfg.cutoff)
-        if encoded.dropped:
-            say(
-                f"dropped {encoded.dropped} of {len(pairs)} pairs longer than --cutoff {cfg.cutoff}"
-            )
+        report_cutoff("pairs", len(pairs), encoded.dropped, len(encoded.rows), cfg.cutoff)
         rows = pair_rows(encoded.rows)
         from export.train.sft_model import LoraLM
 
@@ -127,8 +125,8 @@ def train_fast(cfg: HSDPOConfig, pairs: list[Pair]) -> Path:
             losses, margins = [], []
             for index in chosen:
                 pair = rows[index]
-                pc = model.target_logps(pair.chosen).sum()
-                pr = model.target_logps(pair.rejected).sum()
+                pc = model.target_logps(2 * index, pair.chosen).sum()
+                pr = model.target_logps(2 * index + 1, pair.rejected).sum()
                 loss = pair_loss(
                     (pc, pr),
                     reference[index],
@@ -173,11 +171,11 @@ def reference_logps(model: Any, rows: list[PairRows]) -> list[tuple[float, float
 
     found = []
     with torch.no_grad(), model.peft.disable_adapter():
-        for pair in rows:
+        for index, pair in enumerate(rows):
             found.append(
                 (
-                    float(model.target_logps(pair.chosen).sum()),
-                    float(model.target_logps(pair.rejected).sum()),
+                    float(model.target_logps(2 * index, pair.chosen).sum()),
+                    float(model.target_logps(2 * index + 1, pair.rejected).sum()),
                 )
             )
     return found

@@ -48,7 +48,7 @@ def fit(job: Job, model: str, output: Path, options: TrainingOptions) -> dict[st
         device = pick_device(options.device)
         log = RunLog(job.name, base, options, device)
         read, encoded = job.encode(base)
-        _report_cutoff(job.rows, read, encoded.dropped, len(encoded.rows), options.cutoff)
+        report_cutoff(job.rows, read, encoded.dropped, len(encoded.rows), options.cutoff)
         trainer = job.trainer(base, encoded, device)
         resuming = f", resuming from {resume_from.name}" if resume_from else ""
         say(f"{job.title}: {len(encoded.rows)} {job.rows} on {device}{resuming}")
@@ -61,7 +61,7 @@ def fit(job: Job, model: str, output: Path, options: TrainingOptions) -> dict[st
     return written
 
 
-def _report_cutoff(what: str, read: int, dropped: int, kept: int, cutoff: int) -> None:
+def report_cutoff(what: str, read: int, dropped: int, kept: int, cutoff: int) -> None:
     if dropped:
         say(f"dropped {dropped} of {read} {what} longer than --cutoff {cutoff} tokens")
     if not kept:

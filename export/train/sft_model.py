@@ -103,9 +103,10 @@ class LoraLM:
         shard.with_suffix(".partial").rename(shard)
         self._stored.update(new)
 
-    def row_loss(self, index: int, row: Sequence_) -> Any:
+    def _target_logits(self, index: int, row: Sequence_) -> tuple[Any, Any, Any]:
+        """(ids, targets, logits at each target): the forward pass row_loss and target_logps
+        share, the frozen part read from the cache and the head run at the targets only."""
         import torch
-        import torch.nn.functional as F
 
         ids = torch.tensor([row.ids], device=self.device)
         position_ids, rope = self._positions(len(row.ids))
@@ -118,20 +119,20 @@ class LoraLM:
                 logits = self.head(hidden[targets - 1])
             else:
                 logits = self.head(hidden)[targets - 1]
+        return ids, targets, logits
+
+    def row_loss(self, index: int, row: Sequence_) -> Any:
+        import torch.nn.functional as F
+
+        ids, targets, logits = self._target_logits(index, row)
         return F.cross_entropy(logits.float(), ids[0, targets])
 
-    def target_logps(self, row: Sequence_) -> Any:
+    def target_logps(self, index: int, row: Sequence_) -> Any:
         """log P(ids[t] | ids[:t]) at each of the row's targets, in float32: the terms of a
-        DPO log-ratio. The head runs at the targets only, as in row_loss."""
+        DPO log-ratio."""
         import torch
 
-        ids = torch.tensor([row.ids], device=self.device)
-        position_ids, rope = self._positions(len(row.ids))
-        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
-            hidden = self.inner.embed_tokens(ids)
-            hidden = self._run(hidden, 0, len(self.inner.layers), position_ids, rope)
-            targets = torch.tensor(row.targets, device=self.device)
-            logits = self.head(self.inner.norm(hidden)[0][targets - 1])
+        ids, targets, logits = self._target_logits(index, row)
         return torch.log_softmax(logits.float(), dim=-1).gather(1, ids[0, targets, None])[:, 0]
 
     def label_scores(self, rows: list[Sequence_]) -> list[float]:
