@@ -107,17 +107,22 @@ def same_weights(model: Path, other: Path) -> None:
             )
 
 
-def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
-    from export.data import splits
+def fast_guard(model: Path, threads: int | None = None, origin: str = "--model"):  # noqa: ANN201
+    """A fast-mode Guard over the bundle, on CPU: what reads request scores here and in
+    HS-DPO's --focus (export.train.hsdpo_focus); its ``thresholds`` are the bundle's cuts."""
     from guardcli.bundles.resolve import Resolved, open_guard
     from guardcli.core.guard import GuardOptions
+
+    options = GuardOptions(mode="fast", max_new_tokens=256)
+    return open_guard(Resolved(model, origin), device="cpu", threads=threads, options=options)[0]
+
+
+def score_validation(model: Path, threads: int | None) -> tuple[list[float], list[float]]:
+    from export.data import splits
     from guardcli.core.records import Sample
 
     validation = splits.load().validation
-    options = GuardOptions(mode="fast", max_new_tokens=256)
-    guard = open_guard(Resolved(model, "--model"), device="cpu", threads=threads, options=options)[
-        0
-    ]
+    guard = fast_guard(model, threads)
     positives, negatives = [], []
     for row in validation:
         result = guard.triage(Sample(f"line-{row.line}", row.prompt))

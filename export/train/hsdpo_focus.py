@@ -42,14 +42,12 @@ def _log_odds(p: float) -> float:
 
 def fast_scores(model: str, rows: Sequence[SampleRow]) -> tuple[list[float], float]:
     """Each row's fast-mode request score from the bundle ``model``, and its request cut."""
-    from guardcli.bundles.resolve import Resolved, open_guard
-    from guardcli.core.guard import GuardOptions
+    from export.eval.calibrate import fast_guard
     from guardcli.core.prompt import split_input
     from guardcli.core.records import Sample
     from guardcli.errors import UsageError
 
-    options = GuardOptions(mode="fast", max_new_tokens=256)
-    guard = open_guard(Resolved(Path(model), "--focus-model"), device="cpu", options=options)[0]
+    guard = fast_guard(Path(model), origin="--focus-model")
     scores = []
     for number, row in enumerate(rows, 1):
         parts = split_input(row.prompt)
