@@ -65,6 +65,7 @@ def _guardcli_runs(
     reuse_prefix = bool(fields.pop("reuse_prefix", True))
     low_memory = bool(fields.pop("low_memory", False))
     prefill_chunk = fields.pop("prefill_chunk", None)
+    pooling = bool(fields.pop("pooling", True))
     # One guard for every batch size, so the process's peak RSS is one loaded model's.
     options = GuardOptions(max_new_tokens=max_new, mode=mode or "reason", **fields)
     guard, _manifest, _ = open_guard(
@@ -75,6 +76,7 @@ def _guardcli_runs(
         low_memory=low_memory,
     )
     guard.engine.reuse_prefix = reuse_prefix
+    guard.engine.backend.pooling = guard.engine.backend.pooling and pooling
     if prefill_chunk is not None:
         guard.engine.backend.prefill_chunk = int(prefill_chunk)
     work = _time_prefill(guard.engine)
@@ -136,14 +138,18 @@ def _time_prefill(engine) -> dict[str, float]:  # noqa: ANN001
 
     def timed_generate(prompts, **kwargs):  # noqa: ANN001, ANN003, ANN202
         out = generate(prompts, **kwargs)
+        # a slot pool reads each row alone (no padding) and steps only live rows
+        pooled = len(prompts) > 1 and (kwargs.get("slots") or 0) > 1 and engine.pooling
         if out:
-            work["prefill_s"] += out[0].prefill_s
+            prefills = [c.prefill_s for c in out] if pooled else [out[0].prefill_s]
+            work["prefill_s"] += sum(prefills)
             work["reused"] += sum(c.reused for c in out)
-            work["padded"] += len(prompts) * max(map(len, prompts))
-            work["real"] += sum(map(len, prompts))
+            real = sum(map(len, prompts))
+            work["padded"] += real if pooled else len(prompts) * max(map(len, prompts))
+            work["real"] += real
             # a row's steps: its tokens, plus the step that produced its EOS
             live = [len(c.tokens) + (c.finish == "eos") for c in out]
-            work["row_steps"] += len(out) * max(live)
+            work["row_steps"] += sum(live) if pooled else len(out) * max(live)
             work["live_steps"] += sum(live)
         return out
 
@@ -411,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL:KEY=VALUE",
         help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off), "
         "reuse_prefix=false (batch 1 prefills every input whole), prefill_chunk=N (ids per "
-        "batch-1 model call; 0: the whole input), low_memory=true "
+        "batch-1 model call; 0: the whole input), pooling=false (batches generated as one, "
+        "not through the slot pool), low_memory=true "
         "(--low-memory) or an "
         "onnxruntime-genai session option (session.enable_cpu_mem_arena=false); for a "
         "llama engine: reuse_prefix=false (its cache is reset before every input)",

@@ -28,6 +28,55 @@ class FakeBackend:
     appended: list[list[int]] = field(default_factory=list)  # every reader.append, in order
     rewinds: list[int] = field(default_factory=list)
     readers: int = 0
+    # generate(slots=N) runs a slot pool (guardcli.core.slots) only when this is set
+    pooling: bool = False
+    fills: list[tuple[int, list[int], int]] = field(default_factory=list)  # (slot, ids, shared)
+    shared: list[list[int]] = field(default_factory=list)  # every pool's share()
+    step_rows: list[int] = field(default_factory=list)  # rows in each pool step
+    pools: list[tuple[int, int]] = field(default_factory=list)  # (slots, max_length)
+
+    def pool(self, slots: int, max_length: int):
+        backend = self
+        backend.pools.append((slots, max_length))
+
+        class _Cache:
+            def __init__(self) -> None:
+                self.slots = slots
+                self.rows: list[list[int] | None] = [None] * slots
+                self.head: list[int] = []
+                self.closed = False
+
+            def share(self, ids: Sequence[int]) -> None:
+                backend.shared.append(list(ids))
+                self.head = list(ids)
+
+            def fill(self, slot: int, ids: Sequence[int], shared: int) -> int:
+                assert 0 <= slot < slots and len(ids) <= max_length
+                assert list(ids[:shared]) == self.head[:shared], "copied a head it was not given"
+                backend.fills.append((slot, list(ids), shared))
+                self.rows[slot] = list(ids)
+                return backend.rule(self.rows[slot])
+
+            def move(self, dst: int, src: int) -> None:
+                assert dst < src, "rows move down, to the lowest free slots"
+                self.rows[dst], self.rows[src] = self.rows[src], None
+
+            def step(self, tokens: Sequence[int]) -> list[int]:
+                backend.steps += 1
+                backend.step_rows.append(len(tokens))
+                out = []
+                for slot, token in enumerate(tokens):
+                    row = self.rows[slot]
+                    assert row is not None, f"slot {slot} stepped while empty"
+                    row.append(token)
+                    assert len(row) <= max_length, "a row ran past the pool's length"
+                    out.append(backend.rule(row))
+                return out
+
+            def close(self) -> None:
+                self.closed = True
+
+        return _Cache()
 
     def reader(self, max_length: int):
         backend = self

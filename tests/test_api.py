@@ -142,13 +142,13 @@ _MAPPED = """
 import json, os, sys
 import guardcli
 model = guardcli.load(sys.argv[1], low_memory=sys.argv[2] == "1", device="cpu", max_new_tokens=256)
+raw = [model.classify(p, r).raw for p, r in json.loads(sys.argv[3])]  # loads the runtime
 data = os.path.realpath(os.path.join(sys.argv[1], "model.onnx.data"))
 mapped = 0
 for line in open("/proc/self/maps"):
     if line.rstrip().endswith(data):
         start, end = (int(x, 16) for x in line.split()[0].split("-"))
         mapped += end - start
-raw = [model.classify(p, r).raw for p, r in json.loads(sys.argv[3])]
 print(json.dumps({"low_memory": model.low_memory, "mapped": mapped, "raw": raw}))
 """
 

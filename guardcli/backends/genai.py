@@ -156,21 +156,57 @@ class GenaiBackend:
         self.context_length = int(model_cfg.get("context_length", 2048))
         self.mapped_weights = mapped_weights
         self.prefill_chunk = PREFILL_CHUNK  # scripts/bench.py measures 0 (whole) beside it
+        self._bundle_dir = Path(bundle_dir)
+        self._decoder = model_cfg.get("decoder", {})
+        self._session_options = session_options or {}
+        self._loaded: Any = None
+        self._ort_session: Any = None
+        # generate(slots=N) on CPU: the onnxruntime slot pool (guardcli.backends.ortslots);
+        # scripts/bench.py turns it off to measure batches generated as one.
+        self.pooling = device == "cpu"
+        if not (self._bundle_dir / self._decoder.get("filename", "model.onnx")).is_file():
+            raise ModelError(f"{bundle_dir} has no ONNX model ({self._decoder.get('filename')})")
+
+    @property
+    def _model(self) -> Any:
+        """onnxruntime-genai's model, loaded on first use: a scan that only generates through
+        the slot pool never holds a second copy of the weights."""
+        if self._loaded is None:
+            og = self._og
+            try:
+                config = og.Config(str(self._bundle_dir))
+                options = {"intra_op_num_threads": self.threads}
+                if self.device == "cpu":
+                    options["inter_op_num_threads"] = 1
+                if self.mapped_weights:
+                    options.update(NO_PREPACKING)
+                options.update(self._session_options)
+                config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+                config.clear_providers()
+                if self.device == "cuda":
+                    config.append_provider("cuda")
+                self._loaded = og.Model(config)
+            except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
+                raise ModelError(
+                    f"cannot load the ONNX model in {self._bundle_dir}: {exc}"
+                ) from exc
+        return self._loaded
+
+    def pool(self, slots: int, max_length: int) -> Any:
+        """A slot pool (guardcli.core.slots) on this bundle's graph, or None where there is
+        none: off, on CUDA, or without the onnxruntime package."""
+        if not self.pooling:
+            return None
         try:
-            config = og.Config(str(bundle_dir))
-            options = {"intra_op_num_threads": self.threads}
-            if device == "cpu":
-                options["inter_op_num_threads"] = 1
-            if mapped_weights:
-                options.update(NO_PREPACKING)
-            options.update(session_options or {})
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
-            config.clear_providers()
-            if device == "cuda":
-                config.append_provider("cuda")
-            self._model = og.Model(config)
-        except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
-            raise ModelError(f"cannot load the ONNX model in {bundle_dir}: {exc}") from exc
+            from guardcli.backends.ortslots import OrtSlots, open_session
+        except ImportError:  # pragma: no cover - onnxruntime-genai depends on onnxruntime
+            return None
+        if self._ort_session is None:
+            model = self._bundle_dir / self._decoder.get("filename", "model.onnx")
+            self._ort_session = open_session(
+                str(model), threads=self.threads, no_prepacking=self.mapped_weights
+            )
+        return OrtSlots(self._ort_session, self._decoder, slots, max_length, self.prefill_chunk)
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> _GenaiDecoder:
         return self.start_search(prompts, max_new_tokens, {"do_sample": False}, "generation")

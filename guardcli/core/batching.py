@@ -61,3 +61,27 @@ def group_batches(lengths: Sequence[int], *, max_rows: int, max_tokens: int) -> 
     plans = plan_batches([lengths[row] for row in order], max_rows=max_rows, max_tokens=max_tokens)
     groups = [sorted(order[i] for i in rows) for rows in plans]
     return sorted(groups, key=lambda group: group[0])
+
+
+def plan_generations(
+    lengths: Sequence[int], *, max_rows: int, max_tokens: int, pooling: bool, grouping: bool
+) -> list[tuple[list[int], bool]]:
+    """The generations of these inputs, each with whether it runs through a slot pool
+    (guardcli.core.slots). With ``pooling``, every input whose share of the token budget
+    (``max_tokens / max_rows``) fits goes into one pool, in input order: a pool reads each
+    input alone and holds at most ``max_rows`` of them. The rest (all of them without a pool)
+    run in batches within the budgets: grouped by length with ``grouping``, else consecutive
+    runs in input order."""
+    pooled: list[int] = []
+    if pooling and max_rows > 1:
+        pooled = [row for row, length in enumerate(lengths) if length * max_rows <= max_tokens]
+    taken = set(pooled)
+    rest = [row for row in range(len(lengths)) if row not in taken]
+    rest_lengths = [lengths[row] for row in rest]
+    budget = {"max_rows": max_rows, "max_tokens": max_tokens}
+    if grouping:
+        groups = group_batches(rest_lengths, **budget)
+    else:
+        groups = [list(batch) for batch in plan_batches(rest_lengths, **budget)]
+    plans = [([rest[i] for i in group], False) for group in groups]
+    return ([(pooled, True)] if pooled else []) + plans

@@ -9,7 +9,11 @@ backend could be added without touching the CLI. One ``generate`` call is:
 2. decode: one token per row per step, reusing the KV cache, until every row has stopped —
    at EOS, at ``max_new_tokens``, when the caller's ``should_stop`` says its answer is
    complete, or (given a ``LoopRule``) when its tokens have fallen into a cycle
-   (guardcli.core.loops).
+   (guardcli.core.loops; guardcli.core.rows decides, for both ways of generating).
+
+With ``slots=N`` and a backend that pools (onnxruntime on CPU), the prompts go through a slot
+pool instead (guardcli.core.slots): N rows decode together and a finished row's slot takes
+the next prompt at once, so no step is spent on padding or on rows already done.
 
 ``choose`` is the other way to use a model (fast triage): no decoding at all. The prompt is
 fed once, then at each choice a few forced tokens are appended and only the logits of the
@@ -31,7 +35,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from guardcli.core.loops import LoopRule, LoopWatch
+from guardcli.core.loops import LoopRule
+from guardcli.core.rows import Completion, Rows, StopRule, TokenCallback
+from guardcli.core.slots import SlotCache, run_slots
 from guardcli.errors import ModelError
 
 
@@ -72,6 +78,9 @@ class Backend(Protocol):
 
     def reader(self, max_length: int) -> Reader: ...
 
+    # Optional: ``pool(slots, max_length) -> SlotCache | None`` (guardcli.core.slots), which
+    # generate(slots=N) uses when the backend has it and returns one.
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -97,25 +106,6 @@ class Choices:
     tokens: list[int]  # every token appended after the prompt (leads and picked options)
     latency_s: float
     reused: int  # prompt tokens served from the cache of the previous prompt
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One row's outcome. ``finish`` is "eos", "stop" (the caller's stop rule), "loop" (the
-    row's tokens cycle: guardcli.core.loops) or "length"."""
-
-    tokens: list[int]
-    finish: str
-    prompt_tokens: int
-    latency_s: float  # batch start until this row stopped
-    prefill_s: float  # the batch's prefill (shared by its rows)
-    reused: int = 0  # prompt tokens served from the previous input's cache (batch 1)
-
-
-# (row, token) for every generated token, as soon as it exists: the TUI streams from here.
-TokenCallback = Callable[[int, int], None]
-# (row, tokens so far) -> stop now?
-StopRule = Callable[[int, Sequence[int]], bool]
 
 
 _GENERATED = -1  # in Engine._cached: generated ids the reader holds after the prompt
@@ -227,27 +217,50 @@ class Engine:
         on_token: TokenCallback | None = None,
         cancelled: Callable[[], bool] | None = None,
         loops: LoopRule | None = None,
+        slots: int | None = None,
     ) -> list[Completion]:
+        """Greedy completions of ``prompts``, in their order. With ``slots`` (and a backend
+        that pools), at most that many rows decode together and a finished row's slot takes
+        the next prompt at once (guardcli.core.slots); otherwise all rows are one batch."""
         if not prompts:
             return []
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
-        longest = max(len(p) for p in prompts)
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
-        budget = min(max_new_tokens, self.backend.context_length - longest)
-        if budget < 1:
+        longest = max(len(p) for p in prompts)
+        context = self.backend.context_length
+        if context - longest < 1:
             raise ModelError(
                 f"input of {longest} tokens leaves no room to generate in a "
-                f"{self.backend.context_length}-token context",
+                f"{context}-token context",
                 hint="lower --max-input-tokens",
             )
-        eos = self.backend.eos_token_ids
-        rows = len(prompts)
-        out: list[list[int]] = [[] for _ in range(rows)]
-        finish: list[str | None] = [None] * rows
-        ended_at = [0.0] * rows
-        watches = [LoopWatch(loops) for _ in range(rows)] if loops is not None else None
+        watch = {"eos": self.backend.eos_token_ids, "should_stop": should_stop}
+        watch |= {"on_token": on_token, "loops": loops}
+        cache = self._pool(slots, prompts, max_new_tokens)
+        if cache is not None:
+            budgets = [min(max_new_tokens, context - len(p)) for p in prompts]
+            rows = Rows(budgets, **watch)
+            try:
+                timing = run_slots(
+                    cache, prompts, rows, cancelled=cancelled, share=self.reuse_prefix
+                )
+            finally:
+                cache.close()
+            return [
+                Completion(
+                    tokens=rows.out[row],
+                    finish=rows.finish[row] or "length",
+                    prompt_tokens=len(prompts[row]),
+                    latency_s=rows.ended_at[row],
+                    prefill_s=timing.prefill_s[row],
+                    reused=timing.reused,
+                )
+                for row in range(len(prompts))
+            ]
+        budget = min(max_new_tokens, context - longest)
+        rows = Rows([budget] * len(prompts), **watch)
         start = time.perf_counter()
         decoder, reused = self._decoder(prompts, budget)
         prefill_s = 0.0
@@ -259,23 +272,9 @@ class Engine:
                 if step == 0:
                     prefill_s = time.perf_counter() - start
                 now = time.perf_counter() - start
-                for row, token in enumerate(tokens):
-                    if finish[row] is not None:
-                        continue
-                    token = int(token)
-                    if token in eos:
-                        finish[row], ended_at[row] = "eos", now
-                        continue
-                    out[row].append(token)
-                    if on_token is not None:
-                        on_token(row, token)
-                    if should_stop is not None and should_stop(row, out[row]):
-                        finish[row], ended_at[row] = "stop", now
-                    elif watches is not None and watches[row].push(token):
-                        finish[row], ended_at[row] = "loop", now
-                    elif len(out[row]) >= budget:
-                        finish[row], ended_at[row] = "length", now
-                if all(f is not None for f in finish):
+                for row, token in enumerate(tokens[: len(prompts)]):
+                    rows.take(row, int(token), now)
+                if rows.all_done():
                     break
         except BaseException:
             if isinstance(decoder, _Continuation):  # the cache holds an unknown tail now
@@ -286,15 +285,30 @@ class Engine:
         end = time.perf_counter() - start
         return [
             Completion(
-                tokens=out[row],
-                finish=finish[row] or "length",
+                tokens=rows.out[row],
+                finish=rows.finish[row] or "length",
                 prompt_tokens=len(prompts[row]),
-                latency_s=ended_at[row] if finish[row] else end,
+                latency_s=rows.ended_at[row] if rows.finish[row] else end,
                 prefill_s=prefill_s,
                 reused=reused,
             )
-            for row in range(rows)
+            for row in range(len(prompts))
         ]
+
+    @property
+    def pooling(self) -> bool:
+        """Whether ``generate(slots=N)`` runs a slot pool here (guardcli.core.slots)."""
+        return bool(getattr(self.backend, "pooling", False)) and hasattr(self.backend, "pool")
+
+    def _pool(
+        self, slots: int | None, prompts: Sequence[Sequence[int]], max_new_tokens: int
+    ) -> SlotCache | None:
+        """The backend's slot pool for these prompts, when asked for and worth it."""
+        if slots is None or slots < 2 or len(prompts) < 2 or not self.pooling:
+            return None
+        context = self.backend.context_length
+        length = max(min(context, len(p) + max_new_tokens) for p in prompts)
+        return self.backend.pool(min(slots, len(prompts)), length)
 
     def _decoder(self, prompts: Sequence[Sequence[int]], budget: int) -> tuple[Decoder, int]:
         """A fresh batch, or at batch 1 the reader continued from its longest common prefix

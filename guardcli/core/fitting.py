@@ -8,12 +8,31 @@ from dataclasses import dataclass
 from guardcli.core.prompt import build_input
 from guardcli.core.records import Sample
 from guardcli.core.tokenizer import TextCodec
+from guardcli.errors import UsageError
 
 
 @dataclass(frozen=True)
 class Encoded:
     ids: list[int]
     truncated: bool
+
+
+def input_limit(context_length: int, max_new_tokens: int, max_input_tokens: int | None) -> int:
+    """Tokens an input may take: ``max_input_tokens`` when given, but never more than what
+    leaves ``max_new_tokens`` free in the context, since the verdict comes at the very end of
+    the generation. A budget that fills the whole context is refused: every input would be
+    cut to nothing and every verdict would be noise.
+    """
+    room = context_length - max_new_tokens
+    if room < 1:
+        raise UsageError(
+            f"--max-new-tokens {max_new_tokens} leaves no room for the input in this "
+            f"model's {context_length}-token context",
+            hint=f"lower --max-new-tokens (e.g. to {max(1, context_length // 2)})",
+        )
+    if max_input_tokens is None:
+        return room
+    return max(1, min(max_input_tokens, room))
 
 
 # Each cut lands within a few tokens of the limit; more rounds than this means no progress.

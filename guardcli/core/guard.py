@@ -11,9 +11,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from guardcli.core.batching import DEFAULT_BATCH_TOKENS, group_batches, plan_batches
+from guardcli.core.batching import DEFAULT_BATCH_TOKENS, plan_generations
 from guardcli.core.engine import Engine
-from guardcli.core.fitting import Encoded, encode_sample
+from guardcli.core.fitting import Encoded, encode_sample, input_limit
 from guardcli.core.injection import screen, worst
 from guardcli.core.loops import DEFAULT_LOOP_RULE, LoopRule
 from guardcli.core.parse import answers_complete, parse
@@ -82,24 +82,6 @@ class GuardOptions:
             )
 
 
-def input_limit(context_length: int, options: GuardOptions) -> int:
-    """Tokens an input may take: ``max_input_tokens`` when given, but never more than what
-    leaves ``max_new_tokens`` free in the context, since the verdict comes at the very end of
-    the generation. A budget that fills the whole context is refused: every input would be
-    cut to nothing and every verdict would be noise.
-    """
-    room = context_length - options.max_new_tokens
-    if room < 1:
-        raise UsageError(
-            f"--max-new-tokens {options.max_new_tokens} leaves no room for the input in this "
-            f"model's {context_length}-token context",
-            hint=f"lower --max-new-tokens (e.g. to {max(1, context_length // 2)})",
-        )
-    if options.max_input_tokens is None:
-        return room
-    return max(1, min(options.max_input_tokens, room))
-
-
 class Guard:
     def __init__(
         self,
@@ -113,7 +95,7 @@ class Guard:
         self.options = options or GuardOptions()
         self.thresholds = thresholds or Thresholds()  # the bundle's calibrated fast-mode cuts
         # Refuse an impossible budget now, before a scan reads its first sample.
-        input_limit(engine.backend.context_length, self.options)
+        _ = self.input_limit
         self._triage = None
 
     @property
@@ -131,7 +113,10 @@ class Guard:
 
     @property
     def input_limit(self) -> int:
-        return input_limit(self.engine.backend.context_length, self.options)
+        options = self.options
+        return input_limit(
+            self.engine.backend.context_length, options.max_new_tokens, options.max_input_tokens
+        )
 
     def encode(self, sample: Sample) -> Encoded:
         return encode_sample(self.codec, sample, self.input_limit)
@@ -248,7 +233,7 @@ class Guard:
         stops = [not c for c in careful] if careful is not None else [True] * len(samples)
         encoded = [self.encode(s) for s in samples]
         placed: dict[int, Result] = {}
-        for rows in self._plan([len(e.ids) for e in encoded]):
+        for rows, pooled in self._plan([len(e.ids) for e in encoded]):
 
             def on_row_text(row: int, piece: str, rows: list[int] = rows) -> None:
                 if on_text is not None:
@@ -260,17 +245,21 @@ class Guard:
                 [stops[row] for row in rows],
                 on_text=on_row_text if on_text is not None else None,
                 cancelled=cancelled,
+                slots=self.options.batch_size if pooled else None,
             )
             placed.update(zip(rows, batch, strict=True))
         return [placed[row] for row in range(len(samples))]
 
-    def _plan(self, lengths: Sequence[int]) -> list[list[int]]:
-        """The batches of these inputs within the row and token budgets: grouped by length
-        when the options read ahead, else consecutive runs in input order."""
-        budget = {"max_rows": self.options.batch_size, "max_tokens": self.options.batch_tokens}
-        if self._grouping:
-            return group_batches(lengths, **budget)
-        return [list(rows) for rows in plan_batches(lengths, **budget)]
+    def _plan(self, lengths: Sequence[int]) -> list[tuple[list[int], bool]]:
+        """The generations of these inputs, each with whether it runs through the engine's
+        slot pool (guardcli.core.batching.plan_generations)."""
+        return plan_generations(
+            lengths,
+            max_rows=self.options.batch_size,
+            max_tokens=self.options.batch_tokens,
+            pooling=self.engine.pooling,
+            grouping=self._grouping,
+        )
 
     def _generate(
         self,
@@ -280,9 +269,10 @@ class Guard:
         *,
         on_text: TextCallback | None,
         cancelled: Callable[[], bool] | None,
+        slots: int | None = None,
     ) -> list[Result]:
-        """One batch generated together; a row may stop at its Answers block where ``stops``
-        says so."""
+        """One generation (a batch, or with ``slots`` the engine's pool); a row may stop at
+        its Answers block where ``stops`` says so."""
         streams = [self.codec.stream() for _ in samples]
 
         def on_token(row: int, token: int) -> None:
@@ -302,6 +292,7 @@ class Guard:
             on_token=on_token,
             cancelled=cancelled,
             loops=self.options.loops,
+            slots=slots,
         )
         results = []
         for row, (sample, enc, completion) in enumerate(
@@ -366,7 +357,7 @@ class Guard:
         lengths = [len(self.encode(sample).ids) for sample in batch]
         done: dict[int, Result] = {}
         emitted = 0
-        for rows in self._plan(lengths):
+        for rows, _pooled in self._plan(lengths):
             chunk = self.classify_batch([batch[row] for row in rows], cancelled=cancelled)
             done.update(zip(rows, chunk, strict=True))
             while emitted in done:  # the complete prefix, in input order

@@ -1,0 +1,63 @@
+"""The slot pool on the real runtime (guardcli.backends.ortslots over the fixture bundle):
+token for token what a batch and a batch-1 generation give, through refills, moves, the
+shared head and chunked reads, and a pooled scan that never loads onnxruntime-genai."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardcli.core.guard import Guard, GuardOptions
+from guardcli.core.records import Sample
+from testkit.pairs import FIXTURE_PAIRS
+
+SAMPLES = [Sample(p.id, p.prompt, p.response) for p in FIXTURE_PAIRS]
+
+
+def _guard(bundle, *, pooling: bool, batch_size: int = 4) -> Guard:  # noqa: ANN001
+    from guardcli.bundles.resolve import Resolved, open_guard
+
+    options = GuardOptions(max_new_tokens=256, batch_size=batch_size)
+    guard = open_guard(Resolved(bundle, "--model"), device="cpu", options=options)[0]
+    guard.engine.backend.pooling = pooling
+    return guard
+
+
+@pytest.mark.parametrize("chunk", [256, 7])
+def test_pooled_tokens_equal_batch_and_single_generation(fixture_bundle, chunk):
+    pooled, plain = _guard(fixture_bundle, pooling=True), _guard(fixture_bundle, pooling=False)
+    pooled.engine.backend.prefill_chunk = chunk  # 7: every fill reads in several calls
+    prompts = [pooled.encode(s).ids for s in SAMPLES]
+    # two slots for six prompts of different output lengths: refills and moves both happen
+    got = pooled.engine.generate(prompts, max_new_tokens=256, slots=2)
+    batch = plain.engine.generate(prompts, max_new_tokens=256)
+    single = [plain.engine.generate([p], max_new_tokens=256)[0] for p in prompts]
+    assert [c.tokens for c in got] == [c.tokens for c in batch] == [c.tokens for c in single]
+    assert [c.finish for c in got] == [c.finish for c in batch]
+    assert len({len(c.tokens) for c in got}) > 1  # rows really did end at different steps
+    assert min(c.reused for c in got) > 100  # the GuardReasoner instruction was read once
+
+
+def test_pooled_scan_judges_as_batches_do_and_loads_one_runtime(fixture_bundle):
+    pooled, plain = _guard(fixture_bundle, pooling=True), _guard(fixture_bundle, pooling=False)
+    for got, want in zip(pooled.run(SAMPLES), plain.run(SAMPLES), strict=True):
+        assert got.verdict == want.verdict, got.sample.id
+        assert got.generation.text == want.generation.text
+        assert got.generation.finish == want.generation.finish
+    # reasoning at batch 4 went through the pool alone: genai's copy of the weights never loaded
+    assert pooled.engine.backend._loaded is None
+    assert plain.engine.backend._loaded is not None
+
+
+def test_an_input_too_long_for_the_pools_share_runs_as_a_batch(fixture_bundle):
+    guard = _guard(fixture_bundle, pooling=True)
+    lengths = [len(guard.encode(s).ids) for s in SAMPLES]
+    guard.options = GuardOptions(
+        max_new_tokens=256, batch_size=4, batch_tokens=4 * sorted(lengths)[-2]
+    )
+    plans = guard._plan(lengths)
+    longest = lengths.index(max(lengths))
+    assert plans[0] == ([r for r in range(len(lengths)) if r != longest], True)
+    assert plans[1:] == [([longest], False)]
+    plain = _guard(fixture_bundle, pooling=False)
+    for got, want in zip(guard.run(SAMPLES), plain.run(SAMPLES), strict=True):
+        assert got.verdict == want.verdict and got.generation.text == want.generation.text
