@@ -417,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL:KEY=VALUE",
         help="for one guardcli engine: a GuardOptions field (lookahead=1, loops=off), "
         "reuse_prefix=false (batch 1 prefills every input whole), prefill_chunk=N (ids per "
-        "batch-1 model call; 0: the whole input), pooling=false (batches generated as one, "
-        "not through the slot pool), low_memory=true "
+        "batch-1 model call; 0: the whole input), pooling=false (onnxruntime-genai for everything: "
+        "batches generated as one, not the slot pool), low_memory=true "
         "(--low-memory) or an "
         "onnxruntime-genai session option (session.enable_cpu_mem_arena=false); for a "
         "llama engine: reuse_prefix=false (its cache is reset before every input)",

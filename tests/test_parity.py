@@ -260,14 +260,16 @@ def test_kv_cache_matches_genai_recomputed_per_token(tiny_bundle, tiny):
         assert tokens == genai_from_scratch(tiny_bundle, prompts[row], TINY_NEW), f"row {row}"
 
 
-def test_prefill_in_chunks_matches_transformers(tiny_bundle, tiny, monkeypatch):
+@pytest.mark.parametrize("pooling", [False, True], ids=["onnxruntime-genai", "onnxruntime"])
+def test_prefill_in_chunks_matches_transformers(tiny_bundle, tiny, monkeypatch, pooling):
     """A single-row read appends its prompt PREFILL_CHUNK ids at a time (bounding the logits
-    buffer genai binds per call); the tokens are still transformers' greedy ones."""
-    from guardcli.backends import genai
+    buffer bound per call), on both runtimes; the tokens are still transformers' greedy ones."""
+    from guardcli.backends import genai, ortslots
 
     _model, _codec, prompts, references = tiny
     monkeypatch.setattr(genai, "PREFILL_CHUNK", 7)
     engine = open_engine(tiny_bundle, device="cpu")
+    engine.backend.pooling = pooling
     sizes: list[int] = []
 
     class Counting:
@@ -285,15 +287,25 @@ def test_prefill_in_chunks_matches_transformers(tiny_bundle, tiny, monkeypatch):
 
     def reader(length: int):  # noqa: ANN202
         made = opened(length)
-        made._generator = Counting(made._generator)
+        if not pooling:
+            made._generator = Counting(made._generator)
         return made
 
+    run = ortslots.OrtSlots._run
+
+    def counted_run(cache, binding, ids, mask):  # noqa: ANN001, ANN202
+        if ids.shape[1] > 1:  # a prompt's read, not a generated token's
+            sizes.append(ids.shape[1])
+        return run(cache, binding, ids, mask)
+
     monkeypatch.setattr(engine.backend, "reader", reader)
+    monkeypatch.setattr(ortslots.OrtSlots, "_run", counted_run)
     for row in (8, 7):  # the longest prompt, then one sharing its instruction prefix
         sizes.clear()
         assert engine.generate_tokens([prompts[row]], max_new_tokens=TINY_NEW)[0] == references[row]
         assert max(sizes) == 7 and len(sizes) > 2
     assert sum(sizes) < len(prompts[7])  # the second read appended only past the shared prefix
+    assert (engine.backend._loaded is None) == pooling
 
 
 # ---------------------------------------------------------------- CUDA

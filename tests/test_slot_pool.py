@@ -13,10 +13,10 @@ from testkit.pairs import FIXTURE_PAIRS
 SAMPLES = [Sample(p.id, p.prompt, p.response) for p in FIXTURE_PAIRS]
 
 
-def _guard(bundle, *, pooling: bool, batch_size: int = 4) -> Guard:  # noqa: ANN001
+def _guard(bundle, *, pooling: bool, batch_size: int = 4, mode: str = "reason") -> Guard:  # noqa: ANN001
     from guardcli.bundles.resolve import Resolved, open_guard
 
-    options = GuardOptions(max_new_tokens=256, batch_size=batch_size)
+    options = GuardOptions(max_new_tokens=256, batch_size=batch_size, mode=mode)
     guard = open_guard(Resolved(bundle, "--model"), device="cpu", options=options)[0]
     guard.engine.backend.pooling = pooling
     return guard
@@ -37,18 +37,27 @@ def test_pooled_tokens_equal_batch_and_single_generation(fixture_bundle, chunk):
     assert min(c.reused for c in got) > 100  # the GuardReasoner instruction was read once
 
 
-def test_pooled_scan_judges_as_batches_do_and_loads_one_runtime(fixture_bundle):
-    pooled, plain = _guard(fixture_bundle, pooling=True), _guard(fixture_bundle, pooling=False)
+@pytest.mark.parametrize("mode", ["reason", "cascade", "fast"])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_scans_judge_as_onnxruntime_genai_does_and_load_one_runtime(
+    fixture_bundle, mode, batch_size
+):
+    """On CPU every mode and batch size runs on onnxruntime itself (the pool, and a one-slot
+    reader for batch 1 and fast triage): the same verdicts, texts and scores as
+    onnxruntime-genai, whose copy of the weights is never loaded."""
+    pooled, plain = (
+        _guard(fixture_bundle, pooling=pooling, batch_size=batch_size, mode=mode)
+        for pooling in (True, False)
+    )
     for got, want in zip(pooled.run(SAMPLES), plain.run(SAMPLES), strict=True):
         assert got.verdict == want.verdict, got.sample.id
         assert got.generation.text == want.generation.text
         assert got.generation.finish == want.generation.finish
-    # reasoning at batch 4 went through the pool alone: genai's copy of the weights never loaded
     assert pooled.engine.backend._loaded is None
     assert plain.engine.backend._loaded is not None
 
 
-def test_an_input_too_long_for_the_pools_share_runs_as_a_batch(fixture_bundle):
+def test_an_input_too_long_for_the_pools_share_is_generated_alone(fixture_bundle):
     guard = _guard(fixture_bundle, pooling=True)
     lengths = [len(guard.encode(s).ids) for s in SAMPLES]
     guard.options = GuardOptions(
@@ -57,7 +66,7 @@ def test_an_input_too_long_for_the_pools_share_runs_as_a_batch(fixture_bundle):
     plans = guard._plan(lengths)
     longest = lengths.index(max(lengths))
     assert plans[0] == ([r for r in range(len(lengths)) if r != longest], True)
-    assert plans[1:] == [([longest], False)]
+    assert plans[1:] == [([longest], True)]  # a pool of one: the batch-1 reader
     plain = _guard(fixture_bundle, pooling=False)
     for got, want in zip(guard.run(SAMPLES), plain.run(SAMPLES), strict=True):
         assert got.verdict == want.verdict and got.generation.text == want.generation.text

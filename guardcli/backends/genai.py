@@ -161,8 +161,10 @@ class GenaiBackend:
         self._session_options = session_options or {}
         self._loaded: Any = None
         self._ort_session: Any = None
-        # generate(slots=N) on CPU: the onnxruntime slot pool (guardcli.backends.ortslots);
-        # scripts/bench.py turns it off to measure batches generated as one.
+        # On CPU, batch-1 reads and generate(slots=N) run on onnxruntime itself (a slot pool:
+        # guardcli.backends.ortslots) and onnxruntime-genai's model is never loaded unless a
+        # batch is started as one (start(): pooling off, or sampling for HS-DPO);
+        # scripts/bench.py turns it off to measure onnxruntime-genai alone.
         self.pooling = device == "cpu"
         if not (self._bundle_dir / self._decoder.get("filename", "model.onnx")).is_file():
             raise ModelError(f"{bundle_dir} has no ONNX model ({self._decoder.get('filename')})")
@@ -194,24 +196,36 @@ class GenaiBackend:
 
     def pool(self, slots: int, max_length: int) -> Any:
         """A slot pool (guardcli.core.slots) on this bundle's graph, or None where there is
-        none: off, on CUDA, or without the onnxruntime package."""
+        none: off, or on CUDA."""
         if not self.pooling:
             return None
-        try:
-            from guardcli.backends.ortslots import OrtSlots, open_session
-        except ImportError:  # pragma: no cover - onnxruntime-genai depends on onnxruntime
-            return None
+        from guardcli.backends.ortslots import OrtSlots
+
+        return OrtSlots(self._session(), self._decoder, slots, max_length, self.prefill_chunk)
+
+    def _session(self) -> Any:
+        """The onnxruntime session the pool and the CPU reader share, opened on first use."""
         if self._ort_session is None:
+            from guardcli.backends.ortslots import open_session
+
             model = self._bundle_dir / self._decoder.get("filename", "model.onnx")
             self._ort_session = open_session(
-                str(model), threads=self.threads, no_prepacking=self.mapped_weights
+                str(model),
+                threads=self.threads,
+                no_prepacking=self.mapped_weights,
+                overrides=self._session_options,
             )
-        return OrtSlots(self._ort_session, self._decoder, slots, max_length, self.prefill_chunk)
+        return self._ort_session
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> _GenaiDecoder:
         return self.start_search(prompts, max_new_tokens, {"do_sample": False}, "generation")
 
-    def reader(self, max_length: int) -> _GenaiReader:
+    def reader(self, max_length: int) -> Any:
+        if self.pooling:  # on CPU: the pool's runtime, so one copy of the weights serves all
+            from guardcli.backends.ortslots import OrtReader, OrtSlots
+
+            cache = OrtSlots(self._session(), self._decoder, 1, max_length, self.prefill_chunk)
+            return OrtReader(cache)
         og = self._og
         try:
             params = og.GeneratorParams(self._model)

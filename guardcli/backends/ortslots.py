@@ -61,30 +61,36 @@ class OrtSlots:
         self._bound: dict[int, Any] = {}  # IOBindings over slots 0..n-1, by n
 
     def share(self, ids: Sequence[int]) -> None:
-        self._read(0, ids, 0)
+        self._lengths[0] = 0
+        self.extend(0, ids)
         self._head = self._kv[:, :, 0, :, : len(ids)].copy()
 
     def fill(self, slot: int, ids: Sequence[int], shared: int) -> int:
-        if len(ids) > self._max_length:
-            raise ModelError(
-                f"input of {len(ids)} tokens does not fit the pool's {self._max_length}"
-            )
         if shared:
             self._kv[:, :, slot, :, :shared] = self._head[:, :, :, :shared]
-        return self._read(slot, ids, shared)
+        self._lengths[slot] = shared
+        return int(self.extend(slot, ids[shared:]).argmax())
 
-    def _read(self, slot: int, ids: Sequence[int], start: int) -> int:
-        """Read ``ids[start:]`` into ``slot`` (whose cache holds ``ids[:start]``)."""
+    def extend(self, slot: int, ids: Sequence[int]) -> Any:
+        """Read ``ids`` after what ``slot`` holds, in chunks; the last one's logits row."""
         np = self._np
+        if self._lengths[slot] + len(ids) > self._max_length:
+            raise ModelError(
+                f"{self._lengths[slot] + len(ids)} tokens do not fit the cache's {self._max_length}"
+            )
         binding = self._binding(slot, 1)
         logits = None
-        for begin in range(start, len(ids), self._chunk):
+        for begin in range(0, len(ids), self._chunk):
             piece = ids[begin : begin + self._chunk]
-            total = begin + len(piece)
+            total = self._lengths[slot] + len(piece)
             mask = np.ones((1, total), dtype=self._mask_type)
             logits = self._run(binding, np.asarray([piece], dtype=self._ids_type), mask)
-        self._lengths[slot] = len(ids)
-        return int(logits[0, -1].argmax())
+            self._lengths[slot] = total
+        return logits[0, -1]
+
+    def truncate(self, slot: int, length: int) -> None:
+        """Forget what ``slot`` holds past ``length`` ids (the cache rows are overwritten)."""
+        self._lengths[slot] = min(self._lengths[slot], length)
 
     def move(self, dst: int, src: int) -> None:
         length = self._lengths[src]
@@ -136,6 +142,45 @@ class OrtSlots:
         self._kv = self._head = None
 
 
+class OrtReader:
+    """A batch-1 ``Reader`` (guardcli.core.engine) on a one-slot cache: rewinding is only
+    forgetting the tail. A generated token is read into the cache when the next one is asked
+    for (or more ids are appended), so the last token of a generation costs no model call."""
+
+    def __init__(self, cache: OrtSlots) -> None:
+        self._cache = cache
+        self._logits: Any = None
+        self._pending: int | None = None  # generated, in the sequence, not yet read
+
+    def append(self, ids: Sequence[int]) -> None:
+        ids = list(ids)
+        if self._pending is not None:
+            ids.insert(0, self._pending)
+            self._pending = None
+        if ids:
+            self._logits = self._cache.extend(0, ids)
+
+    def rewind(self, length: int) -> None:
+        if self._pending is not None:
+            self.append([])
+        self._cache.truncate(0, length)
+        self._logits = None
+
+    def logits(self, tokens: Sequence[int]) -> Sequence[float]:
+        if self._pending is not None:
+            self.append([])
+        return [float(self._logits[t]) for t in tokens]
+
+    def next_token(self) -> int:
+        if self._pending is not None:
+            self.append([])
+        self._pending = int(self._logits.argmax())
+        return self._pending
+
+    def close(self) -> None:
+        self._cache.close()
+
+
 def _numpy_type(np: Any, onnx_type: str) -> Any:
     types = {
         "tensor(int64)": np.int64,
@@ -150,8 +195,12 @@ def _numpy_type(np: Any, onnx_type: str) -> Any:
     return types[onnx_type]
 
 
-def open_session(model_path: str, *, threads: int, no_prepacking: bool) -> Any:
-    """An onnxruntime CPU session set up as GenaiBackend sets up onnxruntime-genai's."""
+def open_session(
+    model_path: str, *, threads: int, no_prepacking: bool, overrides: dict[str, Any] | None = None
+) -> Any:
+    """An onnxruntime CPU session set up as GenaiBackend sets up onnxruntime-genai's.
+    ``overrides`` are GenaiBackend's ``session_options``: a SessionOptions attribute where one
+    has the name (enable_cpu_mem_arena), else a session config entry."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -160,6 +209,11 @@ def open_session(model_path: str, *, threads: int, no_prepacking: bool) -> Any:
     options.log_severity_level = 3
     if no_prepacking:
         options.add_session_config_entry("session.disable_prepacking", "1")
+    for key, value in (overrides or {}).items():
+        if hasattr(options, key):
+            setattr(options, key, value)
+        else:
+            options.add_session_config_entry(key, str(value))
     try:
         return ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - native errors carry no useful type

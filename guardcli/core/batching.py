@@ -70,8 +70,8 @@ def plan_generations(
     (guardcli.core.slots). With ``pooling``, every input whose share of the token budget
     (``max_tokens / max_rows``) fits goes into one pool, in input order: a pool reads each
     input alone and holds at most ``max_rows`` of them. The rest (all of them without a pool)
-    run in batches within the budgets: grouped by length with ``grouping``, else consecutive
-    runs in input order."""
+    run in groups within the budgets (grouped by length with ``grouping``, else consecutive
+    runs in input order), each generated together: pooled too when there is a pool."""
     pooled: list[int] = []
     if pooling and max_rows > 1:
         pooled = [row for row, length in enumerate(lengths) if length * max_rows <= max_tokens]
@@ -83,5 +83,5 @@ def plan_generations(
         groups = group_batches(rest_lengths, **budget)
     else:
         groups = [list(batch) for batch in plan_batches(rest_lengths, **budget)]
-    plans = [([rest[i] for i in group], False) for group in groups]
+    plans = [([rest[i] for i in group], pooling) for group in groups]
     return ([(pooled, True)] if pooled else []) + plans
