@@ -74,9 +74,9 @@ def _guardcli_runs(
         options=options,
         session_options=session,
         low_memory=low_memory,
+        pooling=pooling,
     )
     guard.engine.reuse_prefix = reuse_prefix
-    guard.engine.backend.pooling = guard.engine.backend.pooling and pooling
     if prefill_chunk is not None:
         guard.engine.backend.prefill_chunk = int(prefill_chunk)
     work = _time_prefill(guard.engine)

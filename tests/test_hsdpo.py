@@ -285,3 +285,16 @@ def test_focus_scores_with_the_bundle_once_and_resumes_from_its_choice(
     assert [r.input_id for r in again] == saved["ids"]
     with pytest.raises(UsageError, match="--focus needs a bundle"):
         sample(replace(cfg, output=tmp_path / "nobundle", focus_model=""))
+
+
+def test_a_right_answer_without_reasoning_is_never_chosen():
+    """The label-only form (Answers with no reasoning step) has the gold labels but explains
+    nothing: mined as a wrong output, so DPO cannot learn to skip the reasoning."""
+    a = FIXTURE_PAIRS[0]
+    bare = "The ground truth is \n\nAnswers:" + a.trace.rpartition("Answers:")[2]
+    assert parse(bare).request is a.request  # right labels...
+    pairs, stats = mine_pairs([row_of(a, [bare, a.trace, bare])], pairs_per_input=5)
+    assert stats.unreasoned == 2 and stats.hard == 1
+    assert [(p.chosen, p.rejected) for p in pairs] == [(a.trace, bare)]
+    only_bare, stats = mine_pairs([row_of(a, [bare, flip(a.trace)])])
+    assert only_bare == [] and stats.all_wrong == 1

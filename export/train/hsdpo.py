@@ -18,8 +18,8 @@ Three steps, each runnable alone and each skipped when its output already exists
 2. ``mine`` -> ``DIR/pairs.jsonl`` (export.train.mining): an input is *hard* when some of its
    outputs agree with the gold labels and some do not (each output read with guardcli.core.parse;
    agreement per guardcli.eval.labelled.agrees: every labelled task right; an unreadable answer is
-   wrong). Its
-   pairs: chosen = a right output, rejected = a wrong one; the distinct (right, wrong) text
+   wrong, and so is one with no numbered reasoning step: export.train.mining.reasoned_and_right).
+   Its pairs: chosen = a right output, rejected = a wrong one; the distinct (right, wrong) text
    pairs are shuffled with ``random.Random(f"{seed}:{input_id}")`` and the first
    ``--pairs-per-input`` kept (default 1), so mining is deterministic. Inputs whose outputs
    are all right or all wrong give no pair. Each pair is weighted by how often the models were
@@ -94,7 +94,8 @@ def mine(cfg: HSDPOConfig) -> Path:
     )
     say(
         f"mine: {stats.inputs} inputs, {stats.hard} hard, {stats.all_right} all right, "
-        f"{stats.all_wrong} all wrong -> {stats.pairs} pairs"
+        f"{stats.all_wrong} all wrong -> {stats.pairs} pairs ({stats.unreasoned} outputs with "
+        "the gold labels but no reasoning step counted wrong)"
     )
     if not pairs:
         raise TrainError(

@@ -132,6 +132,7 @@ class GenaiBackend:
         threads: int | None = None,
         session_options: dict[str, Any] | None = None,
         mapped_weights: bool = False,
+        pooling: bool = True,
     ):
         """``session_options`` go to onnxruntime-genai's ``session_options`` over ours
         (e.g. ``enable_cpu_mem_arena``); scripts/bench.py measures them side by side.
@@ -165,9 +166,13 @@ class GenaiBackend:
         # guardcli.backends.ortslots) and onnxruntime-genai's model is never loaded unless a
         # batch is started as one (start(): pooling off, or sampling for HS-DPO);
         # scripts/bench.py turns it off to measure onnxruntime-genai alone.
-        self.pooling = device == "cpu"
-        if not (self._bundle_dir / self._decoder.get("filename", "model.onnx")).is_file():
-            raise ModelError(f"{bundle_dir} has no ONNX model ({self._decoder.get('filename')})")
+        self.pooling = pooling and device == "cpu"
+        # The runtime this backend generates with is loaded now, so a broken bundle fails
+        # here, before any input is read; the other one only if it is ever asked for.
+        if self.pooling:
+            self._session()
+        else:
+            self._model  # noqa: B018 - a property that loads
 
     @property
     def _model(self) -> Any:

@@ -153,12 +153,14 @@ def open_guard(
     options=None,  # noqa: ANN001 - GuardOptions; imported lazily with the engine
     session_options: dict | None = None,  # onnxruntime-genai's, for measurements
     low_memory: bool = False,
+    pooling: bool = True,
 ):
     """A ready Guard over the resolved bundle, plus its manifest and the device it runs on.
 
     ``low_memory`` maps float weights instead of repacking them (guardcli.backends.genai,
     MAPPABLE_PRECISIONS); quantized bundles ignore it: ``guard.engine.backend.mapped_weights``
-    says which happened."""
+    says which happened. ``pooling=False`` generates with onnxruntime-genai alone on CPU
+    too (guardcli.backends.genai; scripts/bench.py compares the two)."""
     from guardcli.backends.genai import MAPPABLE_PRECISIONS, GenaiBackend, pick_device
     from guardcli.core.engine import Engine
     from guardcli.core.guard import Guard
@@ -172,6 +174,7 @@ def open_guard(
         threads=threads,
         session_options=session_options,
         mapped_weights=low_memory and chosen == "cpu" and manifest.precision in MAPPABLE_PRECISIONS,
+        pooling=pooling,
     )
     from guardcli.core.triage import Thresholds
 
