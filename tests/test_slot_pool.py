@@ -70,3 +70,25 @@ def test_an_input_too_long_for_the_pools_share_is_generated_alone(fixture_bundle
     plain = _guard(fixture_bundle, pooling=False)
     for got, want in zip(guard.run(SAMPLES), plain.run(SAMPLES), strict=True):
         assert got.verdict == want.verdict and got.generation.text == want.generation.text
+
+
+def test_a_reads_logits_survive_the_next_read_through_the_shared_buffer(fixture_bundle):
+    """Every call writes its logits into one reused buffer: what a read returned must be
+    its own row, equal to an unbuffered (unchunked) read's, and unchanged by later reads."""
+    import numpy as np
+
+    guard = _guard(fixture_bundle, pooling=True)
+    backend = guard.engine.backend
+    first = guard.encode(SAMPLES[0]).ids
+    cache = backend.pool(2, 1024)
+    row = cache.extend(0, first)
+    kept = row.copy()
+    # as long as the first read, so its logits land on the same place in the buffer
+    other = cache.extend(1, [*first[:-1], first[-1] + 1])
+    assert not np.array_equal(other, kept)
+    cache.step([1, 2])
+    assert np.array_equal(row, kept)
+    backend.prefill_chunk = 0  # no chunking: onnxruntime allocates each call's logits
+    plain = backend.pool(1, 1024)
+    assert plain._logits_buf is None
+    np.testing.assert_allclose(plain.extend(0, first), kept, rtol=1e-5, atol=1e-5)

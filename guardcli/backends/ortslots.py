@@ -59,6 +59,17 @@ class OrtSlots:
         self._lengths = [0] * slots  # ids each slot's cache holds
         self._head: Any = None  # share(): [layers, 2, kv heads, length, head size]
         self._bound: dict[int, Any] = {}  # IOBindings over slots 0..n-1, by n
+        # Every call's logits land in one buffer of at most max(chunk, slots) x vocabulary
+        # values instead of a fresh onnxruntime allocation copied out: a 256-id chunk's logits
+        # are 50 MB on nano, and allocating and copying them per call raised the peak by twice
+        # that (docs/bench, round 2, goal 4). Unchunked reads (chunk 0) allocate per call.
+        head = {o.name: o for o in session.get_outputs()}.get(self._logits_name)
+        vocab = head.shape[-1] if head is not None else None
+        self._logits_buf = None
+        if chunk and isinstance(vocab, int):
+            width = max(chunk, slots) * vocab
+            self._logits_buf = np.empty(width, dtype=_numpy_type(np, head.type))
+        self._vocab = vocab
 
     def share(self, ids: Sequence[int]) -> None:
         self._lengths[0] = 0
@@ -86,7 +97,7 @@ class OrtSlots:
             mask = np.ones((1, total), dtype=self._mask_type)
             logits = self._run(binding, np.asarray([piece], dtype=self._ids_type), mask)
             self._lengths[slot] = total
-        return logits[0, -1]
+        return logits[0, -1].copy()  # the buffer is overwritten by the next call
 
     def truncate(self, slot: int, length: int) -> None:
         """Forget what ``slot`` holds past ``length`` ids (the cache rows are overwritten)."""
@@ -129,11 +140,21 @@ class OrtSlots:
     def _run(self, binding: Any, ids: Any, mask: Any) -> Any:
         binding.bind_cpu_input(self._ids_name, ids)
         binding.bind_cpu_input(self._mask_name, mask)
-        binding.bind_output(self._logits_name)
+        rows, width = ids.shape
+        if self._logits_buf is not None and rows * width * self._vocab <= self._logits_buf.size:
+            out = self._logits_buf[: rows * width * self._vocab].reshape(rows, width, self._vocab)
+            binding.bind_ortvalue_output(
+                self._logits_name, self._ort.OrtValue.ortvalue_from_numpy(out)
+            )
+        else:
+            out = None
+            binding.bind_output(self._logits_name)
         try:
             self._session.run_with_iobinding(binding)
         except Exception as exc:  # noqa: BLE001 - native errors carry no useful type
             raise ModelError(f"onnxruntime failed to generate: {exc}") from exc
+        if out is not None:
+            return out
         # The last output bound is the logits (the caches were bound first).
         return binding.get_outputs()[-1].numpy()
 
