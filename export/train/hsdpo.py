@@ -18,7 +18,7 @@ Three steps, each runnable alone and each skipped when its output already exists
 2. ``mine`` -> ``DIR/pairs.jsonl`` (export.train.mining): an input is *hard* when some of its
    outputs agree with the gold labels and some do not (each output read with guardcli.core.parse;
    agreement per guardcli.eval.labelled.agrees: every labelled task right; an unreadable answer is
-   wrong, and so is one with no numbered reasoning step: export.train.mining.reasoned_and_right).
+   wrong, and so is one with no numbered reasoning step: export.train.mining.reasoned).
    Its pairs: chosen = a right output, rejected = a wrong one; the distinct (right, wrong) text
    pairs are shuffled with ``random.Random(f"{seed}:{input_id}")`` and the first
    ``--pairs-per-input`` kept (default 1), so mining is deterministic. Inputs whose outputs

@@ -128,14 +128,13 @@ def pair_weights(wrong_fractions: Sequence[float], gamma: float) -> list[float]:
     return [r / mean for r in raw]
 
 
-def reasoned_and_right(text: str, gold: Gold, agree: Callable[[Verdict, Gold], bool]) -> bool:
-    """Whether ``text`` may be a chosen output: the gold labels, reached through at least one
-    numbered reasoning step. An output that only states the Answers (the label-only form
+def reasoned(verdict: Verdict) -> bool:
+    """Whether a right output may be chosen: it must reach the gold labels through at least
+    one numbered reasoning step. An output that only states the Answers (the label-only form
     R-SFT trains on, "The ground truth is ... Answers: ...") is right but explains nothing;
     as a chosen output it taught DPO to drop the reasoning (nano v2's first fast-DPO run:
     54 of 308 chosen outputs had none, and its outputs shrank from 256 to 28 tokens)."""
-    verdict = parse(text)
-    return agree(verdict, gold) and any(task.steps for task in verdict.reasoning)
+    return any(task.steps for task in verdict.reasoning)
 
 
 def mine_pairs(
@@ -152,10 +151,10 @@ def mine_pairs(
     for row in rows:
         stats.inputs += 1
         texts = [o["text"] for o in row.outputs]
-        verdicts = [reasoned_and_right(t, row.gold, agree) for t in texts]
-        stats.unreasoned += sum(
-            not ok and agree(parse(t), row.gold) for t, ok in zip(texts, verdicts, strict=True)
-        )
+        parsed = [parse(t) for t in texts]
+        gold_labels = [agree(v, row.gold) for v in parsed]
+        verdicts = [ok and reasoned(v) for ok, v in zip(gold_labels, parsed, strict=True)]
+        stats.unreasoned += sum(gold_labels) - sum(verdicts)
         n_right = sum(verdicts)
         n_wrong = len(verdicts) - n_right
         if not texts:
