@@ -134,6 +134,27 @@ def test_validation_prompts_never_reach_training(base_dir, base, data_files, tmp
     assert {row.key for row in data.validation} == held
 
 
+def test_without_prompt_labels_the_split_still_guards_and_validates(
+    base_dir, base, data_files, tmp_path
+):
+    """--no-prompt-labels (a short phase on traces alone): no label row from the prompts file,
+    yet its validation split is still held out of the traces and still scored."""
+    both = build_data(options(base_dir, data_files, tmp_path / "a", probe_rows=0), base)
+    traces_only = options(
+        base_dir,
+        data_files,
+        tmp_path / "b",
+        probe_rows=0,
+        prompt_labels=False,
+        label_from_traces=False,
+    )
+    data = build_data(traces_only, base)
+    assert data.counts["label_rows"] == 0 and both.counts["label_rows"] > 0
+    assert data.counts["trace_rows"] == both.counts["trace_rows"]
+    assert {row.key for row in data.validation} == {row.key for row in both.validation}
+    assert data.counts["validation_rows"] == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lora_layers", [0, 1])
 def test_a_stopped_run_resumes_to_the_same_adapter(base_dir, data_files, tmp_path, lora_layers):

@@ -54,6 +54,7 @@ class Options:
     prompts: Path | None = None
     split_lines: Path | None = None  # the validation split (default: export.data.splits.LINES)
     label_from_traces: bool = True
+    prompt_labels: bool = True  # False: --prompts gives the split (guard, checks), no label rows
     balance_traces: bool = False  # repeat the rarer request label's prompt-only traces (sft_data)
     epochs: float = 1.0
     lr: float = 3e-4
@@ -312,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--split-lines", type=Path, help="validation line numbers (export.data.splits)"
     )
     parser.add_argument("--no-label-from-traces", dest="label_from_traces", action="store_false")
+    parser.add_argument(
+        "--no-prompt-labels",
+        dest="prompt_labels",
+        action="store_false",
+        help="read --prompts for its validation split only (the held-out guard and the fast "
+        "check), not as label-only rows: a short extra phase on traces alone",
+    )
     parser.add_argument(
         "--balance-traces",
         action="store_true",

@@ -163,7 +163,7 @@ def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Bas
         trace_rows, repeats = balance_prompt_traces(trace_rows, opts.seed)
     seqs = [trace_sequence(base, r.text, r.output) for r in trace_rows]
     examples = label_examples_from_traces(trace_rows) if opts.label_from_traces else []
-    if split:
+    if split and opts.prompt_labels:
         examples += label_examples_from_prompts(split.train)
     seqs += [label_sequence(base, triage, e) for e in examples]
     too_long = [s for s in seqs if len(s.ids) > opts.cutoff]

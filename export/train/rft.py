@@ -1,0 +1,137 @@
+"""Rejection-sampled traces: a model's own right, reasoned outputs as R-SFT rows.
+
+    python -m export.train.rft --samples models/nano/train-state/hsdpo/samples.jsonl \\
+        --replay runs/nano2/distill/train.jsonl --replay-count 400 \\
+        --output runs/nano2/rft/train.jsonl
+
+HS-DPO samples each hard training input k times (export.train.hsdpo ``sample``); the outputs that
+reach the gold labels through numbered reasoning steps (export.train.mining.reasoned) are the
+model's own explanations of the inputs it is least sure of. Trained on as ordinary traces
+(export.train.fast_sft) they sharpen the decision where it is close, as rejection-sampling
+fine-tuning does, without the reference pass and the rejected half a DPO step costs. A seeded
+sample of earlier traces (``--replay``) goes with them so the tasks they do not cover (response
+harm, refusal) are not forgotten. Every kept row is in the GuardReasonerTrain format
+(instruction/input/output) export.train.rows reads, so the validation-split guard of
+export.train.sft_data applies to these rows like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from export import TrainError
+from export.cli import run_main
+from export.train.mining import SampleRow, read_samples, reasoned
+from export.train.rows import TrainRow, read_train_rows
+from guardcli.core.parse import parse
+from guardcli.core.prompt import INSTRUCTION
+from guardcli.eval.labelled import agrees
+
+
+@dataclass
+class RftStats:
+    inputs: int = 0
+    outputs: int = 0
+    kept: int = 0  # distinct right, reasoned outputs
+    duplicates: int = 0  # right, reasoned outputs already kept for the same input
+    inputs_with_none: int = 0
+    replay: int = 0
+    kept_by_request: dict[str, int] | None = None
+
+
+def right_traces(rows: list[SampleRow]) -> tuple[list[TrainRow], RftStats]:
+    """Each input's distinct outputs that agree with its gold labels and show their reasoning."""
+    stats = RftStats()
+    by_request: Counter[str] = Counter()
+    kept: list[TrainRow] = []
+    for row in rows:
+        stats.inputs += 1
+        seen: set[str] = set()
+        for number, output in enumerate(row.outputs):
+            stats.outputs += 1
+            text = output["text"]
+            verdict = parse(text)
+            if not (agrees(verdict, row.gold) and reasoned(verdict)):
+                continue
+            if text in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(text)
+            kept.append(TrainRow(row.prompt, text, f"{row.input_id}#{number}"))
+            by_request[row.gold.request.value if row.gold.request else "none"] += 1
+        stats.inputs_with_none += not seen
+    stats.kept = len(kept)
+    stats.kept_by_request = dict(sorted(by_request.items()))
+    return kept, stats
+
+
+def replay_sample(rows: list[TrainRow], count: int, seed: int) -> list[TrainRow]:
+    """``count`` rows drawn without replacement, in a seeded order (all of them if fewer)."""
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    return rows[:count]
+
+
+def to_record(row: TrainRow) -> dict[str, str]:
+    if not row.text.startswith(INSTRUCTION + "\n"):
+        raise TrainError(f"{row.where}: the input does not start with guardcli's instruction")
+    return {
+        "instruction": INSTRUCTION,
+        "input": row.text[len(INSTRUCTION) + 1 :],
+        "output": row.output,
+    }
+
+
+def write(path: Path, rows: list[TrainRow], stats: RftStats) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(to_record(row)) + "\n")  # ASCII: no raw U+2028 in a line
+    tmp.replace(path)
+    summary = path.with_name(path.name + ".summary.json")
+    summary.write_text(json.dumps(asdict(stats), indent=2) + "\n", encoding="utf-8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export.train.rft", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--samples", type=Path, required=True, help="HS-DPO samples.jsonl")
+    parser.add_argument("--output", type=Path, required=True, help="trace JSONL to write")
+    parser.add_argument("--replay", type=Path, nargs="*", default=[], help="earlier trace files")
+    parser.add_argument("--replay-count", type=int, default=0, help="rows drawn from --replay")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.replay_count and not args.replay:
+        raise TrainError("--replay-count needs --replay FILE")
+    kept, stats = right_traces(read_samples(args.samples))
+    replay = []
+    if args.replay_count:
+        replay = replay_sample(read_train_rows(args.replay), args.replay_count, args.seed)
+    stats.replay = len(replay)
+    rows = kept + replay
+    random.Random(args.seed).shuffle(rows)
+    write(args.output, rows, stats)
+    print(
+        f"wrote {len(rows)} traces to {args.output}: {stats.kept} right, reasoned outputs of "
+        f"{stats.outputs} ({stats.kept_by_request}; {stats.duplicates} duplicates, "
+        f"{stats.inputs_with_none} of {stats.inputs} inputs with none) + {stats.replay} replayed"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
