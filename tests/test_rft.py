@@ -50,6 +50,16 @@ def test_only_distinct_right_reasoned_outputs_are_kept():
     assert stats.kept_by_request == dict(sorted(expected.items()))
 
 
+def test_a_request_label_keeps_one_side_and_counts_the_other():
+    a, _, c = FIXTURE_PAIRS[:3]
+    side = a.request
+    kept, stats = right_traces(rows(), side)
+    assert {r.text for r in kept} == {p.model_input() for p in (a, c) if p.request is side}
+    assert stats.other_label == sum(p.request is not side for p in FIXTURE_PAIRS[:3])
+    assert stats.inputs + stats.other_label == 3
+    assert set(stats.kept_by_request or {}) <= {side.value}
+
+
 def test_written_rows_read_back_as_the_same_inputs_and_outputs(tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(r.to_json() + "\n" for r in rows()), encoding="utf-8")

@@ -30,6 +30,7 @@ from export.train.mining import SampleRow, read_samples, reasoned
 from export.train.rows import TrainRow, read_train_rows
 from guardcli.core.parse import parse
 from guardcli.core.prompt import INSTRUCTION
+from guardcli.core.records import Label
 from guardcli.eval.labelled import agrees
 
 
@@ -40,16 +41,24 @@ class RftStats:
     kept: int = 0  # distinct right, reasoned outputs
     duplicates: int = 0  # right, reasoned outputs already kept for the same input
     inputs_with_none: int = 0
+    other_label: int = 0  # inputs left out by --request-label
     replay: int = 0
     kept_by_request: dict[str, int] | None = None
 
 
-def right_traces(rows: list[SampleRow]) -> tuple[list[TrainRow], RftStats]:
-    """Each input's distinct outputs that agree with its gold labels and show their reasoning."""
+def right_traces(
+    rows: list[SampleRow], request: Label | None = None
+) -> tuple[list[TrainRow], RftStats]:
+    """Each input's distinct outputs that agree with its gold labels and show their reasoning;
+    with ``request``, only inputs of that gold request label (the others counted): a signal
+    aimed at one side, such as the harmless prompts a model over-flags."""
     stats = RftStats()
     by_request: Counter[str] = Counter()
     kept: list[TrainRow] = []
     for row in rows:
+        if request is not None and row.gold.request is not request:
+            stats.other_label += 1
+            continue
         stats.inputs += 1
         seen: set[str] = set()
         for number, output in enumerate(row.outputs):
@@ -106,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, required=True, help="trace JSONL to write")
     parser.add_argument("--replay", type=Path, nargs="*", default=[], help="earlier trace files")
     parser.add_argument("--replay-count", type=int, default=0, help="rows drawn from --replay")
+    parser.add_argument(
+        "--request-label",
+        choices=("harmful", "unharmful"),
+        help="keep only inputs whose gold request label is this (the others counted)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -117,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.replay_count and not args.replay:
         raise TrainError("--replay-count needs --replay FILE")
-    kept, stats = right_traces(read_samples(args.samples))
+    request = Label(args.request_label) if args.request_label else None
+    kept, stats = right_traces(read_samples(args.samples), request)
     replay = []
     if args.replay_count:
         replay = replay_sample(read_train_rows(args.replay), args.replay_count, args.seed)
@@ -128,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(rows)} traces to {args.output}: {stats.kept} right, reasoned outputs of "
         f"{stats.outputs} ({stats.kept_by_request}; {stats.duplicates} duplicates, "
-        f"{stats.inputs_with_none} of {stats.inputs} inputs with none) + {stats.replay} replayed"
+        f"{stats.inputs_with_none} of {stats.inputs} inputs with none; {stats.other_label} of "
+        f"the other label left out) + {stats.replay} replayed"
     )
     return 0
 
