@@ -36,6 +36,11 @@ from tests.test_rsft import write_train_jsonl
 UNREADABLE = "## Reasoning Step 1: The request seems fine to me."
 
 
+def bare(trace: str) -> str:
+    """Right labels, no reasoning: the label-only form ("The ground truth is ... Answers")."""
+    return "The ground truth is \n\nAnswers:" + trace.rpartition("Answers:")[2]
+
+
 def flip(trace: str) -> str:
     """The trace with its final Request answer reversed: a wrong output."""
     head, marker, tail = trace.rpartition("Answers:")
@@ -291,10 +296,10 @@ def test_a_right_answer_without_reasoning_is_never_chosen():
     """The label-only form (Answers with no reasoning step) has the gold labels but explains
     nothing: mined as a wrong output, so DPO cannot learn to skip the reasoning."""
     a = FIXTURE_PAIRS[0]
-    bare = "The ground truth is \n\nAnswers:" + a.trace.rpartition("Answers:")[2]
-    assert parse(bare).request is a.request  # right labels...
-    pairs, stats = mine_pairs([row_of(a, [bare, a.trace, bare])], pairs_per_input=5)
+    label_only = bare(a.trace)
+    assert parse(label_only).request is a.request  # right labels...
+    pairs, stats = mine_pairs([row_of(a, [label_only, a.trace, label_only])], pairs_per_input=5)
     assert stats.unreasoned == 2 and stats.hard == 1
-    assert [(p.chosen, p.rejected) for p in pairs] == [(a.trace, bare)]
-    only_bare, stats = mine_pairs([row_of(a, [bare, flip(a.trace)])])
+    assert [(p.chosen, p.rejected) for p in pairs] == [(a.trace, label_only)]
+    only_bare, stats = mine_pairs([row_of(a, [label_only, flip(a.trace)])])
     assert only_bare == [] and stats.all_wrong == 1

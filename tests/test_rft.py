@@ -16,13 +16,8 @@ from export import TrainError
 from export.train.rft import main, replay_sample, right_traces, to_record
 from export.train.rows import TrainRow, read_train_rows
 from testkit.pairs import FIXTURE_PAIRS
-from tests.test_hsdpo import UNREADABLE, flip, row_of
+from tests.test_hsdpo import UNREADABLE, bare, flip, row_of
 from tests.test_rsft import write_train_jsonl
-
-
-def bare(trace: str) -> str:
-    """Right labels, no reasoning: the label-only form."""
-    return "The ground truth is \n\nAnswers:" + trace.rpartition("Answers:")[2]
 
 
 def rows():

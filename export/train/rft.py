@@ -26,6 +26,7 @@ from pathlib import Path
 
 from export import TrainError
 from export.cli import run_main
+from export.distill.judging import summary_path
 from export.train.mining import SampleRow, read_samples, reasoned
 from export.train.rows import TrainRow, read_train_rows
 from guardcli.core.parse import parse
@@ -103,8 +104,7 @@ def write(path: Path, rows: list[TrainRow], stats: RftStats) -> None:
         for row in rows:
             handle.write(json.dumps(to_record(row)) + "\n")  # ASCII: no raw U+2028 in a line
     tmp.replace(path)
-    summary = path.with_name(path.name + ".summary.json")
-    summary.write_text(json.dumps(asdict(stats), indent=2) + "\n", encoding="utf-8")
+    summary_path(path).write_text(json.dumps(asdict(stats), indent=2) + "\n", encoding="utf-8")
 
 
 def build_parser() -> argparse.ArgumentParser:
