@@ -26,20 +26,21 @@ def scale_delta(base: Path, tuned: Path, scale: float, output: Path) -> int:
     shards = sorted(tuned.glob("*.safetensors"))
     if not shards:
         raise SystemExit(f"scale_delta: {tuned}: no *.safetensors: give a merged checkpoint")
-    output.mkdir(parents=True, exist_ok=True)
-    for item in tuned.iterdir():
-        if item.is_file() and item.suffix != ".safetensors":
-            shutil.copyfile(item, output / item.name)
-    count = 0
-    for shard in shards:
+    for shard in shards:  # checked before anything is written: no half-made output
         if not (base / shard.name).is_file():
             raise SystemExit(f"scale_delta: {base}: no {shard.name}: the two must share a layout")
+    output.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for shard in shards:
         after, before = load_file(str(shard)), load_file(str(base / shard.name))
         if after.keys() != before.keys():
             raise SystemExit(f"scale_delta: {shard.name}: the two hold different tensors")
         mixed = {k: (before[k] + scale * (after[k] - before[k])).contiguous() for k in after}
         save_file(mixed, str(output / shard.name), metadata={"format": "pt"})
         count += len(mixed)
+    for item in tuned.iterdir():  # config and tokenizer last: a complete checkpoint or none
+        if item.is_file() and item.suffix != ".safetensors":
+            shutil.copyfile(item, output / item.name)
     return count
 
 

@@ -79,3 +79,4 @@ def test_checkpoints_with_different_tensors_are_refused(tmp_path):
     assert done.returncode != 0
     assert "different tensors" in done.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()
+    assert not (tmp_path / "out" / "config.json").exists()
