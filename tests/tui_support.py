@@ -64,10 +64,14 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> 
 
 
 async def settle(pilot) -> None:  # noqa: ANN001
-    """Wait until no job runs and every message it posted has been handled."""
+    """Wait until no job runs, every message it posted has been handled and the screen shows
+    it: the last update (the Answers block growing by two lines) is laid out on a later frame,
+    and a CI snapshot once caught the frame before it."""
     await until(pilot, lambda: pilot.app.job is None)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.1)  # a few frames at Textual's refresh rate, for the deferred layout
 
 
 async def type_text(pilot, text: str) -> None:  # noqa: ANN001
