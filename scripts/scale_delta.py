@@ -21,20 +21,25 @@ from pathlib import Path
 
 def scale_delta(base: Path, tuned: Path, scale: float, output: Path) -> int:
     """Write the scaled checkpoint; returns how many tensors it holds."""
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     shards = sorted(tuned.glob("*.safetensors"))
     if not shards:
         raise SystemExit(f"scale_delta: {tuned}: no *.safetensors: give a merged checkpoint")
-    for shard in shards:  # checked before anything is written: no half-made output
+    for shard in shards:  # every shard checked (headers only) before anything is written
         if not (base / shard.name).is_file():
             raise SystemExit(f"scale_delta: {base}: no {shard.name}: the two must share a layout")
+        with (
+            safe_open(str(shard), "pt") as after,
+            safe_open(str(base / shard.name), "pt") as before,
+        ):
+            if set(after.keys()) != set(before.keys()):
+                raise SystemExit(f"scale_delta: {shard.name}: the two hold different tensors")
     output.mkdir(parents=True, exist_ok=True)
     count = 0
     for shard in shards:
         after, before = load_file(str(shard)), load_file(str(base / shard.name))
-        if after.keys() != before.keys():
-            raise SystemExit(f"scale_delta: {shard.name}: the two hold different tensors")
         mixed = {k: (before[k] + scale * (after[k] - before[k])).contiguous() for k in after}
         save_file(mixed, str(output / shard.name), metadata={"format": "pt"})
         count += len(mixed)
