@@ -26,15 +26,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.train.base import open_base  # noqa: E402
 from export.train.fast_sft import Options  # noqa: E402
+from export.train.prefix import shared_length  # noqa: E402
 from export.train.rows import read_train_rows  # noqa: E402
 from export.train.sft_data import trace_sequence  # noqa: E402
 from export.train.sft_model import LoraLM  # noqa: E402
 from guardcli.core.prompt import INSTRUCTION  # noqa: E402
 
 VARIANTS = (
-    ("fp32, every layer, full LM head", dict(bf16=False, head_at_targets=False, lora_layers=0)),
-    ("+ bf16 autocast", dict(bf16=True, head_at_targets=False, lora_layers=0)),
-    ("+ LM head at loss positions only", dict(bf16=True, head_at_targets=True, lora_layers=0)),
+    (
+        "fp32, every layer, full LM head",
+        dict(
+            bf16=False, head_at_targets=False, lora_layers=0, share_prefix=False, attention="sdpa"
+        ),
+    ),
+    ("+ bf16 autocast", dict(bf16=True)),
+    ("+ LM head at loss positions only", dict(head_at_targets=True)),
+    ("+ instruction prefix once per step", dict(share_prefix=True)),
+    ("+ eager attention (matmuls, a float32 softmax)", dict(attention="eager")),
+    ("+ that attention compiled (torch.compile)", dict(attention="compiled")),
     ("+ LoRA on the top 8 of 30 layers", dict(lora_layers=8, cache_lower=False)),
     ("+ lower layers cached (epoch >= 2)", dict(lora_layers=8, cache_lower=True)),
     ("top 4 layers, cached (epoch >= 2)", dict(lora_layers=4, cache_lower=True)),
@@ -51,11 +60,14 @@ def time_variant(checkpoint: Path, rows, opts: Options, steps: int) -> tuple[flo
     def step() -> tuple[int, float]:
         optim.zero_grad(set_to_none=True)
         tokens, loss_sum = 0, 0.0
+        prefix = model.open_prefix(rows) if opts.share_prefix else None
         for index, row in enumerate(rows):
-            loss = model.row_loss(index, row) / len(rows)
+            loss = model.row_loss(index, row, prefix) / len(rows)
             loss.backward()
             tokens += len(row.ids)
             loss_sum += float(loss.detach()) * len(rows)
+        if prefix:
+            prefix.backward()
         optim.step()
         return tokens, loss_sum / len(rows)
 
@@ -124,6 +136,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trl", action="store_true")
     parser.add_argument("--threads", type=int)
+    parser.add_argument(
+        "--only", type=int, nargs="*", help="time these rows of the table only (1 = the first)"
+    )
     args = parser.parse_args()
     import torch
 
@@ -146,7 +161,8 @@ def main() -> int:
         mean_len = sum(len(s.ids) for s in seqs) / len(seqs)
         mean_targets = sum(len(s.targets) for s in seqs) / len(seqs)
         print(
-            f"{len(seqs)} rows, mean {mean_len:.0f} tokens ({mean_targets:.0f} with loss), "
+            f"{len(seqs)} rows, mean {mean_len:.0f} tokens ({mean_targets:.0f} with loss, "
+            f"{shared_length(seqs)} shared by all), "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
         )
         print("| variant | tokens/s | × TRL recipe | mean loss of timed steps |")
@@ -157,8 +173,10 @@ def main() -> int:
             name = "export.train.rsft (TRL SFTTrainer), the recipe's options"
             print(f"| {name} | {reference:.0f} | 1.00× | |")
         opts = Options()
-        for name, change in VARIANTS:
+        for number, (name, change) in enumerate(VARIANTS, 1):
             opts = replace(opts, **change)
+            if args.only and number not in args.only:
+                continue
             speed, loss = time_variant(base.checkpoint, seqs, opts, args.steps)
             ratio = f"{speed / reference:.2f}×" if reference else ""
             print(f"| {name} | {speed:.0f} | {ratio} | {loss:.4f} |", flush=True)

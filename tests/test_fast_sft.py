@@ -15,8 +15,10 @@ import pytest
 from export.data import splits
 from export.train.base import open_base
 from export.train.fast_sft import Options, train
+from export.train.prefix import shared_length
 from export.train.sft_data import (
     LabelExample,
+    Sequence_,
     balance_prompt_traces,
     build_data,
     label_sequence,
@@ -193,6 +195,71 @@ def test_cached_lower_layers_do_not_change_the_loss(base_dir, base, data_files, 
     uncached = LoraLM(base.checkpoint, Options(**{**opts.__dict__, "cache_lower": False}))
     assert again == pytest.approx(first, abs=2e-2)
     assert float(uncached.row_loss(0, row)) == pytest.approx(first, abs=2e-2)
+
+
+def step_gradients(model: LoraLM, rows: list, share: bool) -> list:
+    for param in model.parameters():
+        param.grad = None
+    prefix = model.open_prefix(rows) if share else None
+    assert (prefix is not None) == share
+    for index, row in enumerate(rows):
+        (model.row_loss(index, row, prefix) / len(rows)).backward()
+    if prefix:
+        prefix.backward()
+    return [param.grad.clone() for param in model.parameters()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_a_shared_prefix_gives_the_gradient_of_whole_rows(
+    base_dir, base, data_files, tmp_path, attention
+):
+    import torch
+
+    opts = options(base_dir, data_files, tmp_path / "o", bf16=False, attention=attention)
+    rows = build_data(opts, base).train[:4]
+    length = shared_length(rows)
+    assert 0 < length < min(min(r.targets) for r in rows)
+    assert all(r.ids[:length] == rows[0].ids[:length] for r in rows)
+    model = LoraLM(base.checkpoint, opts)
+    torch.manual_seed(1)
+    with torch.no_grad():  # LoRA's B starts at zero, which would leave A's gradient zero too
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    whole = step_gradients(model, rows, share=False)
+    shared = step_gradients(model, rows, share=True)
+    assert len(whole) == len(shared) > 0
+    for a, b in zip(whole, shared, strict=True):
+        assert float(a.abs().max()) > 0
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_every_attention_implementation_is_causal_and_agrees(base_dir, base, data_files, tmp_path):
+    """eager and the compiled function get an explicit mask from LoraLM; sdpa its causal flag.
+    A missing or misaligned mask changes the loss, so all three must agree, also past a
+    shared prefix."""
+    opts = options(base_dir, data_files, tmp_path / "o", bf16=False, lora_layers=0)
+    rows = build_data(opts, base).train[:3]
+    losses = {}
+    for attention in ("sdpa", "eager", "compiled"):
+        model = LoraLM(base.checkpoint, Options(**{**opts.__dict__, "attention": attention}))
+        prefix = model.open_prefix(rows)
+        whole = [float(model.row_loss(i, row)) for i, row in enumerate(rows)]
+        shared = [float(model.row_loss(i, row, prefix)) for i, row in enumerate(rows)]
+        losses[attention] = whole + shared
+    assert losses["eager"] == pytest.approx(losses["sdpa"], rel=1e-5)
+    assert losses["compiled"] == pytest.approx(losses["sdpa"], rel=1e-5)
+
+
+def test_the_shared_prefix_stops_before_the_first_loss_position():
+    def row(ids: list[int], targets: list[int]) -> Sequence_:
+        return Sequence_(tuple(ids), tuple(targets), "trace", "")
+
+    assert shared_length([row([1, 2, 3, 4, 5], [4]), row([1, 2, 3, 9, 9], [4])]) == 3
+    assert shared_length([row([1, 2, 3, 4, 5], [2, 3]), row([1, 2, 3, 4, 5], [4])]) == 1
+    assert shared_length([row([1, 2, 3], [2]), row([7, 2, 3], [2])]) == 0
+    assert shared_length([row([1, 2, 3], [2])]) == 0  # one row shares with nobody
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from export.train.prefix import Recorder, SharedPrefix, cache_keyword, shared_length
 from export.train.sft_data import Sequence_
 
 # every linear layer of a Llama block (peft's "all-linear"; a list, so layers can be chosen)
@@ -26,7 +27,14 @@ class LoraLM:
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+        attention = opts.attention
+        if attention == "compiled":
+            from export.train.attention import register
+
+            attention = register()
+        model = AutoModelForCausalLM.from_pretrained(
+            checkpoint, dtype=torch.float32, attn_implementation=attention
+        )
         self.device = opts.device
         model.to(self.device)
         layers = model.config.num_hidden_layers
@@ -59,12 +67,58 @@ class LoraLM:
         hidden = torch.zeros(1, n, self.inner.config.hidden_size, device=self.device)
         return position_ids, self.inner.rotary_emb(hidden, position_ids=position_ids)
 
-    def _run(self, hidden: Any, start: int, stop: int, position_ids: Any, rope: Any) -> Any:
+    def _run(
+        self,
+        hidden: Any,
+        start: int,
+        stop: int,
+        position_ids: Any,
+        rope: Any,
+        cache: Any = None,
+        past: int = 0,
+    ) -> Any:
+        extra = {cache_keyword(self.inner.layers[0]): cache} if cache is not None else {}
+        mask = self._mask(hidden.shape[1], past)
         for layer in self.inner.layers[start:stop]:
             hidden = layer(
-                hidden, attention_mask=None, position_ids=position_ids, position_embeddings=rope
+                hidden,
+                attention_mask=mask,
+                position_ids=position_ids,
+                position_embeddings=rope,
+                **extra,
             )
         return hidden
+
+    def _mask(self, rows: int, past: int) -> Any:
+        """Which keys each of ``rows`` new positions may attend to: the ``past`` ones before
+        them, then their own causally. None where SDPA's own causal flag says the same (no
+        past: with one, its triangle would be aligned top-left); eager attention adds it."""
+        import torch
+
+        if self.opts.attention == "sdpa" and not past:
+            return None
+        shape = (rows, past + rows)
+        allowed = torch.ones(shape, dtype=torch.bool, device=self.device).tril(past)[None, None]
+        if self.opts.attention == "sdpa":
+            return allowed
+        blocked = torch.zeros(allowed.shape, device=self.device)
+        return blocked.masked_fill(~allowed, float("-inf"))
+
+    def open_prefix(self, rows: list[Sequence_]) -> SharedPrefix | None:
+        """The tokens a step's rows share, run once (``export.train.prefix``); None when they
+        share none or the lower layers are frozen (their cache already holds whole rows)."""
+        import torch
+
+        length = shared_length(rows)
+        if self.split or length < 1:
+            return None
+        ids = torch.tensor([rows[0].ids[:length]], device=self.device)
+        position_ids, rope = self._positions(length)
+        record = Recorder()
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
+            hidden = self.inner.embed_tokens(ids)
+            self._run(hidden, 0, len(self.inner.layers), position_ids, rope, cache=record)
+        return SharedPrefix.of(record, length)
 
     def lower(self, index: int, ids: Any, position_ids: Any, rope: Any) -> Any:
         """Hidden states entering the first adapted layer: constant in training, so cached."""
@@ -103,28 +157,45 @@ class LoraLM:
         shard.with_suffix(".partial").rename(shard)
         self._stored.update(new)
 
-    def _target_logits(self, index: int, row: Sequence_) -> tuple[Any, Any, Any]:
+    def _target_logits(
+        self, index: int, row: Sequence_, prefix: SharedPrefix | None = None
+    ) -> tuple[Any, Any, Any]:
         """(ids, targets, logits at each target): the forward pass row_loss and target_logps
-        share, the frozen part read from the cache and the head run at the targets only."""
+        share, the frozen part read from the cache and the head run at the targets only; with
+        ``prefix``, only the row's own tokens after it."""
         import torch
 
         ids = torch.tensor([row.ids], device=self.device)
         position_ids, rope = self._positions(len(row.ids))
+        skip = prefix.length if prefix else 0
         with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
-            hidden = self.lower(index, ids, position_ids, rope)
-            hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
+            if prefix:
+                position_ids, rope = position_ids[:, skip:], tuple(t[:, skip:] for t in rope)
+                hidden = self.inner.embed_tokens(ids[:, skip:])
+                hidden = self._run(
+                    hidden,
+                    0,
+                    len(self.inner.layers),
+                    position_ids,
+                    rope,
+                    cache=prefix.cache(),
+                    past=skip,
+                )
+            else:
+                hidden = self.lower(index, ids, position_ids, rope)
+                hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
             hidden = self.inner.norm(hidden)[0]
-            targets = torch.tensor(row.targets, device=self.device)
+            targets = torch.tensor(row.targets, device=self.device) - skip
             if self.opts.head_at_targets:
                 logits = self.head(hidden[targets - 1])
             else:
                 logits = self.head(hidden)[targets - 1]
-        return ids, targets, logits
+        return ids, targets + skip, logits
 
-    def row_loss(self, index: int, row: Sequence_) -> Any:
+    def row_loss(self, index: int, row: Sequence_, prefix: SharedPrefix | None = None) -> Any:
         import torch.nn.functional as F
 
-        ids, targets, logits = self._target_logits(index, row)
+        ids, targets, logits = self._target_logits(index, row, prefix)
         return F.cross_entropy(logits.float(), ids[0, targets])
 
     def target_logps(self, index: int, row: Sequence_) -> Any:
