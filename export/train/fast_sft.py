@@ -70,7 +70,8 @@ class Options:
     bf16: bool = True
     head_at_targets: bool = True
     share_prefix: bool = True  # a step's rows share one pass of their common opening tokens
-    attention: str = "eager"  # or "sdpa" (measured slower here: models/nano/README.md)
+    attention: str = "eager"  # "compiled" (fastest here), "sdpa" (slowest): models/nano/README.md
+    compile_blocks: bool = False  # torch.compile each layer's norms and MLP (with its LoRA)
     cutoff: int = 1024
     save_every: int = 50
     eval_every: int = 100
@@ -370,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Options.attention,
         help="compiled: eager's arithmetic through torch.compile (export.train.attention); "
         "eager: matmuls and a softmax; sdpa: torch's fused kernel",
+    )
+    parser.add_argument(
+        "--compile-blocks",
+        action="store_true",
+        help="torch.compile each layer's norms and MLP too (a C++ compiler is needed, as for "
+        "--attention compiled)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--resume", action="store_true")
