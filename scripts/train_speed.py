@@ -52,7 +52,6 @@ VARIANTS = (
     ("+ instruction prefix once per step", dict(share_prefix=True)),
     ("+ eager attention (matmuls, a float32 softmax)", dict(attention="eager")),
     ("+ that attention compiled (torch.compile)", dict(attention="compiled")),
-    ("+ norms and MLP compiled too", dict(compile_blocks=True)),
     ("+ LoRA on the top 8 of 30 layers", dict(lora_layers=8, cache_lower=False)),
     ("+ lower layers cached (epoch >= 2)", dict(lora_layers=8, cache_lower=True)),
     ("top 4 layers, cached (epoch >= 2)", dict(lora_layers=4, cache_lower=True)),

@@ -14,8 +14,11 @@ result:
 * **the LM head only at loss positions** (a 49k-vocabulary projection of every prompt position
   is most of the head's cost and none of the loss);
 * **the instruction prefix once per step** (``export.train.prefix``): the rows of a step share
-  one forward and backward pass of the tokens they all open with, about a quarter of a trace
-  row and most of a label-only row;
+  one forward and backward pass of the 115 tokens they all open with, a sixth of a trace row
+  and most of a label-only row;
+* **attention as matmuls and a softmax** (``--attention eager``, the default): on two cores
+  SDPA's CPU kernel was the slowest part of a step; ``--attention compiled`` fuses its
+  memory-bound steps with torch.compile (``export.train.attention``; needs a C++ compiler);
 * bf16 autocast, batch 1 with no padding, a row's loss averaged over its own targets so a
   label-only row (1-3 target tokens) weighs as much as a 300-token trace.
 
@@ -71,7 +74,6 @@ class Options:
     head_at_targets: bool = True
     share_prefix: bool = True  # a step's rows share one pass of their common opening tokens
     attention: str = "eager"  # "compiled" (fastest here), "sdpa" (slowest): models/nano/README.md
-    compile_blocks: bool = False  # torch.compile each layer's norms and MLP (with its LoRA)
     cutoff: int = 1024
     save_every: int = 50
     eval_every: int = 100
@@ -371,12 +373,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=Options.attention,
         help="compiled: eager's arithmetic through torch.compile (export.train.attention); "
         "eager: matmuls and a softmax; sdpa: torch's fused kernel",
-    )
-    parser.add_argument(
-        "--compile-blocks",
-        action="store_true",
-        help="torch.compile each layer's norms and MLP too (a C++ compiler is needed, as for "
-        "--attention compiled)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--resume", action="store_true")

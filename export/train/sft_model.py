@@ -50,12 +50,6 @@ class LoraLM:
         )
         self.peft = get_peft_model(model, config)
         self.inner = self.peft.base_model.model.model  # LlamaModel
-        if opts.compile_blocks:
-            # the parts of a layer that never see the cache (whose layer index would make one
-            # graph per layer): one compiled graph serves all 30 layers, any row length
-            for layer in self.inner.layers:
-                for part in (layer.input_layernorm, layer.mlp, layer.post_attention_layernorm):
-                    part.compile(dynamic=True)
         self.head = self.peft.base_model.model.lm_head
         self.opts = opts
         self._cache: dict[int, Any] = {}
