@@ -1,7 +1,7 @@
 """The instruction prefix, run forward and backward once per optimizer step instead of once per row.
 
-Every GuardReasoner row opens with the same ~200 tokens (BOS, the instruction, "Human user:"),
-about a quarter of a trace row and most of a label-only row. With LoRA on every layer the
+Every GuardReasoner row opens with the same 115 tokens (BOS, the instruction, "Human user:"),
+a sixth of a trace row and most of a label-only row. With LoRA on every layer the
 prefix's keys and values depend on the adapter, so they cannot be cached across steps; but
 within a step the adapter is fixed, so the step's rows can share one forward pass of the prefix.
 Each row then runs only its own tokens, attending to the shared keys and values; the gradient
