@@ -73,19 +73,12 @@ class Variant:
 
     def step(self) -> tuple[float, float]:
         """(seconds, mean row loss) of one optimizer step over every row."""
-        model, rows = self.model, self.rows
         started = time.perf_counter()
         self.optim.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        prefix = model.open_prefix(rows) if self.opts.share_prefix else None
-        for index, row in enumerate(rows):
-            loss = model.row_loss(index, row, prefix) / len(rows)
-            loss.backward()
-            loss_sum += float(loss.detach()) * len(rows)
-        if prefix:
-            prefix.backward()
+        indices = list(range(len(self.rows)))
+        losses = self.model.backward_rows(indices, self.rows, self.opts.share_prefix)
         self.optim.step()
-        return time.perf_counter() - started, loss_sum / len(rows)
+        return time.perf_counter() - started, sum(losses) / len(losses)
 
 
 def time_variants(variants: list[Variant], steps: int) -> None:

@@ -200,12 +200,9 @@ def test_cached_lower_layers_do_not_change_the_loss(base_dir, base, data_files, 
 def step_gradients(model: LoraLM, rows: list, share: bool) -> list:
     for param in model.parameters():
         param.grad = None
-    prefix = model.open_prefix(rows) if share else None
-    assert (prefix is not None) == share
-    for index, row in enumerate(rows):
-        (model.row_loss(index, row, prefix) / len(rows)).backward()
-    if prefix:
-        prefix.backward()
+    if share:  # the rows really share a prefix pass (no silent fallback to whole rows)
+        assert model.open_prefix(rows) is not None
+    model.backward_rows(list(range(len(rows))), rows, share)
     return [param.grad.clone() for param in model.parameters()]
 
 

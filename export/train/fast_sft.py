@@ -182,15 +182,8 @@ def train(opts: Options) -> dict[str, Any]:
                 group["lr"] = lr_at(step, total, opts)
             optim.zero_grad(set_to_none=True)
             rows = [data.train[i] for i in indices]
-            prefix = model.open_prefix(rows) if opts.share_prefix else None
-            losses = []
-            for index, row in zip(indices, rows, strict=True):
-                loss = model.row_loss(index, row, prefix) / len(indices)
-                loss.backward()
-                losses.append(float(loss.detach()) * len(indices))
-                tokens += len(row.ids)
-            if prefix:
-                prefix.backward()
+            losses = model.backward_rows(indices, rows, opts.share_prefix)
+            tokens += sum(len(row.ids) for row in rows)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optim.step()
             step += 1

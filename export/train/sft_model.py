@@ -50,6 +50,7 @@ class LoraLM:
         )
         self.peft = get_peft_model(model, config)
         self.inner = self.peft.base_model.model.model  # LlamaModel
+        self._cache_arg = cache_keyword(self.inner.layers[0])
         self.head = self.peft.base_model.model.lm_head
         self.opts = opts
         self._cache: dict[int, Any] = {}
@@ -77,7 +78,7 @@ class LoraLM:
         cache: Any = None,
         past: int = 0,
     ) -> Any:
-        extra = {cache_keyword(self.inner.layers[0]): cache} if cache is not None else {}
+        extra = {self._cache_arg: cache} if cache is not None else {}
         mask = self._mask(hidden.shape[1], past)
         for layer in self.inner.layers[start:stop]:
             hidden = layer(
@@ -185,18 +186,30 @@ class LoraLM:
                 hidden = self.lower(index, ids, position_ids, rope)
                 hidden = self._run(hidden, self.split, len(self.inner.layers), position_ids, rope)
             hidden = self.inner.norm(hidden)[0]
-            targets = torch.tensor(row.targets, device=self.device) - skip
-            if self.opts.head_at_targets:
-                logits = self.head(hidden[targets - 1])
-            else:
-                logits = self.head(hidden)[targets - 1]
-        return ids, targets + skip, logits
+            targets = torch.tensor(row.targets, device=self.device)
+            at = targets - 1 - skip  # the hidden state that predicts each target
+            logits = self.head(hidden[at]) if self.opts.head_at_targets else self.head(hidden)[at]
+        return ids, targets, logits
 
     def row_loss(self, index: int, row: Sequence_, prefix: SharedPrefix | None = None) -> Any:
         import torch.nn.functional as F
 
         ids, targets, logits = self._target_logits(index, row, prefix)
         return F.cross_entropy(logits.float(), ids[0, targets])
+
+    def backward_rows(self, indices: list[int], rows: list[Sequence_], share: bool) -> list[float]:
+        """One optimizer step's gradient: each row's mean-target loss, over ``len(rows)``,
+        back into the adapter (the shared prefix's pass once, when ``share``); returns the
+        rows' losses. The caller zeroes gradients and steps the optimizer."""
+        prefix = self.open_prefix(rows) if share else None
+        losses = []
+        for index, row in zip(indices, rows, strict=True):
+            loss = self.row_loss(index, row, prefix) / len(rows)
+            loss.backward()
+            losses.append(float(loss.detach()) * len(rows))
+        if prefix:
+            prefix.backward()
+        return losses
 
     def target_logps(self, index: int, row: Sequence_) -> Any:
         """log P(ids[t] | ids[:t]) at each of the row's targets, in float32: the terms of a
