@@ -25,6 +25,7 @@ from tests.tui_support import (
     GatedGuard,
     drive,
     hold,
+    laid_out,
     make_app,
     record_notices,
     settle,
@@ -393,6 +394,25 @@ def test_sections_do_not_open_answers_on_a_mid_sentence_word():
     assert [s.key for s in sections(text)] == ["task-1", "task-2"]
     verdict = parse(PAIRS["fake-id"].trace)
     assert [s.key for s in sections(verdict.raw)][-1] == "answers"
+
+
+def test_settle_waits_for_the_reasoning_blocks_layout(fixture_guard):
+    """The snapshot tests' ``settle`` waits on ``laid_out``: it must see a block whose text
+    has grown but whose size has not yet, or snapshots can catch a block cut short."""
+    pair = PAIRS["poison-dog"]
+
+    async def scenario(pilot):  # noqa: ANN001, ANN202
+        app = pilot.app
+        app.reasoning.show(pair.trace)
+        await settle(pilot)
+        assert laid_out(app)
+        before = laid_out(app)
+        app.reasoning.show(pair.trace + "\nOne more line.\nAnd another.\n")
+        during = laid_out(app)
+        await settle(pilot)
+        return before, during, laid_out(app)
+
+    assert drive(make_app(fixture_guard), scenario) == (True, False, True)
 
 
 # ---- the command --------------------------------------------------------------------------------

@@ -63,15 +63,35 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> 
         await pilot.pause(0.02)
 
 
+def laid_out(app: GuardApp) -> bool:
+    """Every reasoning block has been arranged at the height its current text needs.
+
+    A block's text changes at once on ``update`` but its size only on a later layout pass;
+    a screenshot taken in between shows the block cut short (CI caught both the Answers
+    block and the last task's conclusion that way under load). Waiting on this condition
+    instead of a fixed pause holds however slow the machine is.
+    """
+    for block in app.reasoning.query(".section"):
+        gutter = block.styles.gutter
+        width = block.outer_size.width - gutter.width
+        if width <= 0:
+            return False
+        wanted = block.get_content_height(block.container_size, app.size, width) + gutter.height
+        if block.outer_size.height != wanted:
+            return False
+    return True
+
+
 async def settle(pilot) -> None:  # noqa: ANN001
-    """Wait until no job runs, every message it posted has been handled and the screen shows
-    it: the last update (the Answers block growing by two lines) is laid out on a later frame,
-    and a CI snapshot once caught the frame before it."""
+    """Wait until no job runs, every message it posted has been handled, and the screen
+    shows it: the reasoning blocks are laid out at their final heights and a frame has
+    been painted since."""
     await until(pilot, lambda: pilot.app.job is None)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+    await until(pilot, lambda: laid_out(pilot.app))
     await pilot.wait_for_scheduled_animations()
-    await pilot.pause(0.1)  # a few frames at Textual's refresh rate, for the deferred layout
+    await pilot.pause()
 
 
 async def type_text(pilot, text: str) -> None:  # noqa: ANN001
