@@ -71,7 +71,10 @@ def laid_out(app: GuardApp) -> bool:
     block and the last task's conclusion that way under load). Waiting on this condition
     instead of a fixed pause holds however slow the machine is.
     """
-    for block in app.reasoning.query(".section"):
+    blocks = list(app.screen.query(".section"))  # none while a dialog screen is on top
+    if blocks and not app.reasoning.is_on_screen:
+        return True  # the Batch tab is showing: the console is not laid out until it is
+    for block in blocks:
         gutter = block.styles.gutter
         width = block.outer_size.width - gutter.width
         if width <= 0:
