@@ -232,6 +232,34 @@ def test_a_shared_prefix_gives_the_gradient_of_whole_rows(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_one_padded_pass_gives_the_gradient_of_row_by_row(
+    base_dir, base, data_files, tmp_path, attention
+):
+    """--batch-rows (the GPU path) must train exactly what the per-row loop trains: rows of
+    different lengths padded on the right, each row's loss the mean over its own targets."""
+    import torch
+
+    opts = options(base_dir, data_files, tmp_path / "o", bf16=False, attention=attention)
+    rows = build_data(opts, base).train[:4]
+    assert len({len(r.ids) for r in rows}) > 1  # padding really happens
+    model = LoraLM(base.checkpoint, opts)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    row_losses = model.backward_rows(list(range(len(rows))), rows, share=False)
+    by_row = [param.grad.clone() for param in model.parameters()]
+    for param in model.parameters():
+        param.grad = None
+    batch_losses = model.backward_batch(rows)
+    assert batch_losses == pytest.approx(row_losses, rel=1e-4)
+    for a, b in zip(by_row, [p.grad for p in model.parameters()], strict=True):
+        assert float(a.abs().max()) > 0
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_every_attention_implementation_is_causal_and_agrees(base_dir, base, data_files, tmp_path):
     """eager and the compiled function get an explicit mask from LoraLM; sdpa its causal flag.
     A missing or misaligned mask changes the loss, so all three must agree, also past a
@@ -279,7 +307,15 @@ def test_a_published_state_continues_on_a_fresh_checkout(base_dir, data_files, t
     first = tmp_path / "first"
     partial = train(options(base_dir, data_files, first, stop_at=3))
     published = tmp_path / "published"
+    # models/nano/train-state links a finished stage's adapter to the shipped one: publishing a
+    # new position must replace the link, never write through it into the shipped adapter
+    shipped = tmp_path / "shipped.safetensors"
+    shipped.write_bytes(b"the shipped adapter")
+    (published / "adapter").mkdir(parents=True)
+    (published / "adapter" / "adapter_model.safetensors").symlink_to(shipped)
     train(options(base_dir, data_files, first, publish_state=published))
+    assert shipped.read_bytes() == b"the shipped adapter"
+    assert not (published / "adapter" / "adapter_model.safetensors").is_symlink()
     adapter = load_file(str(published / "adapter" / "adapter_model.safetensors"))
     assert adapter and all(str(t.dtype) == "torch.float16" for t in adapter.values())
     assert not (published / "trainer.pt").exists()

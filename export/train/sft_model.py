@@ -211,6 +211,39 @@ class LoraLM:
             prefix.backward()
         return losses
 
+    def backward_batch(self, rows: list[Sequence_]) -> list[float]:
+        """backward_rows' gradient from one right-padded pass over all the step's rows. On a GPU
+        a 135M model's per-row step is bound by kernel launches, so one large pass is the fast
+        path; on two cores the per-row loop wins (no padding, a shared prefix). Every layer
+        runs (the lower-layer cache holds single rows), and layers without LoRA build no graph."""
+        import torch
+        import torch.nn.functional as F
+
+        lengths = [len(row.ids) for row in rows]
+        ids = torch.zeros(len(rows), max(lengths), dtype=torch.long, device=self.device)
+        for number, row in enumerate(rows):
+            ids[number, : len(row.ids)] = torch.tensor(row.ids, device=self.device)
+        owner = [n for n, row in enumerate(rows) for _ in row.targets]
+        targets = [t for row in rows for t in row.targets]
+        which = torch.tensor(owner, device=self.device)
+        at = torch.tensor(targets, device=self.device)
+        # each row's loss is the mean over its own targets, the step's the mean over rows
+        weights = torch.tensor(
+            [1 / (len(rows[n].targets) * len(rows)) for n in owner], device=self.device
+        )
+        position_ids, rope = self._positions(max(lengths))
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.opts.bf16):
+            hidden = self.inner.embed_tokens(ids)
+            # the plain causal mask: with the pads on the right, no real position reaches them
+            hidden = self._run(hidden, 0, len(self.inner.layers), position_ids, rope)
+            logits = self.head(self.inner.norm(hidden)[which, at - 1])
+        per_target = F.cross_entropy(logits.float(), ids[which, at], reduction="none")
+        (per_target * weights).sum().backward()
+        per_row = torch.zeros(len(rows), device=self.device).index_add_(
+            0, which, per_target.detach() * weights * len(rows)
+        )
+        return [float(v) for v in per_row]
+
     def target_logps(self, index: int, row: Sequence_) -> Any:
         """log P(ids[t] | ids[:t]) at each of the row's targets, in float32: the terms of a
         DPO log-ratio."""
