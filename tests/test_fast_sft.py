@@ -185,6 +185,28 @@ def test_a_stopped_run_resumes_to_the_same_adapter(base_dir, data_files, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_time_limit_ends_the_run_with_a_checkpoint_that_resuming_keeps(
+    base_dir, data_files, tmp_path, monkeypatch
+):
+    """A GPU lease ends on the clock: --time-limit stops mid-schedule and still writes the
+    merged checkpoint the next stage trains from; resuming that state trains no further."""
+    import itertools
+
+    from export.train import fast_sft
+
+    ticks = itertools.count()
+    monkeypatch.setattr(fast_sft.time, "perf_counter", lambda: float(next(ticks)))
+    out = tmp_path / "timed"
+    log = train(options(base_dir, data_files, out, time_limit=4.5))
+    ended = log["ended_at"]
+    assert 0 < ended["step"] < 6 and ended["of"] == 6
+    assert len(log["steps"]) == ended["step"]
+    assert (out / "config.json").is_file() and (out / "train_log.json").is_file()
+    again = train(options(base_dir, data_files, out, resume=True))
+    assert len(again["steps"]) == ended["step"]
+
+
+@pytest.mark.slow
 def test_cached_lower_layers_do_not_change_the_loss(base_dir, base, data_files, tmp_path):
     opts = options(base_dir, data_files, tmp_path / "o", lora_layers=1)
     data = build_data(opts, base)

@@ -82,9 +82,10 @@ class Options:
     probe_rows: int = 32
     max_steps: int | None = None
     stop_at: int | None = None  # end this invocation after step N (state saved; --resume goes on)
+    time_limit: float | None = None  # seconds: then end the run where it is (a GPU lease's budget)
     seed: int = 0
     threads: int | None = None
-    device: str = "cpu"  # or "cuda": the same loop on a GPU (the cache then lives there too)
+    device: str = "cpu"  # "cuda": the same loop on a GPU; "auto": cuda when there is one
     resume: bool = False
     snapshot: Path | None = None  # write the saved state's merged checkpoint here, train nothing
     publish_state: Path | None = None  # copy the saved state (fp16 adapter, progress) here for git
@@ -147,6 +148,8 @@ def train(opts: Options) -> dict[str, Any]:
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
+    if opts.device == "auto":
+        opts = replace(opts, device="cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(opts.seed)
     output = Path(opts.output)
     if opts.publish_state:
@@ -174,9 +177,17 @@ def train(opts: Options) -> dict[str, Any]:
         if opts.resume and (output / STATE / PROGRESS).is_file():
             step, log = load_state(output / STATE, model, optim)
             say(f"resuming at step {step} of {total}")
+            if log.get("ended_at") is not None:  # --time-limit ended it: the run is over
+                total = step
         started, tokens = time.perf_counter(), 0
         end = min(total, opts.stop_at) if opts.stop_at else total
         while step < end:
+            if opts.time_limit is not None and time.perf_counter() - started >= opts.time_limit:
+                say(f"time limit ({opts.time_limit:.0f} s): the run ends at step {step} of {total}")
+                log["ended_at"] = {"step": step, "of": total, "reason": "time limit"}
+                total = end = step
+                save_state(output / STATE, model, optim, step, log)
+                break
             epoch, within = divmod(step * opts.grad_accum, max(1, len(data.train)))
             indices = order(len(data.train), epoch, opts.seed)[within : within + opts.grad_accum]
             for group in optim.param_groups:
@@ -352,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("probe-rows", int),
         ("max-steps", int),
         ("stop-at", int),
+        ("time-limit", float),
         ("seed", int),
         ("threads", int),
     ):
@@ -380,7 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compiled: eager's arithmetic through torch.compile (export.train.attention); "
         "eager: matmuls and a softmax; sdpa: torch's fused kernel",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="auto: cuda when torch sees a GPU, else cpu",
+    )
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--snapshot", type=Path, help="merge the saved state into DIR and stop")
     parser.add_argument("--cache-dir", type=Path, help="where the lower-layer cache persists")
