@@ -13,7 +13,7 @@ python3 -m export.gpu unpack || exit 1
 { nvidia-smi --query-gpu=name,memory.total --format=csv
   python3 -c 'import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__, torch.cuda.is_available())'
 } 2>&1 | tee "$OUT/recipe.log"
-timeout --signal=INT "${GPU_RECIPE_SECONDS:-540}" python3 -m export.pipeline \
+timeout --signal=INT "${GPU_RECIPE_SECONDS:-550}" python3 -m export.pipeline \
     --config models/nano/recipe-gpu.yaml --only rsft --only rsft-self 2>&1 | tee -a "$OUT/recipe.log"
 status=${PIPESTATUS[0]}
 python3 -m export.gpu send --to "$OUT" || status=1
