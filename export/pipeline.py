@@ -12,8 +12,9 @@ returned when it ends and its own ``--help`` documents every option a recipe may
 3. ``bundle-rsft``   export.convert of the R-SFT model -> ``WORKDIR/bundles/rsft/`` (HS-DPO
                      samples through it: onnxruntime-genai is faster than PyTorch on CPU)
 4. ``self-distill``  only with a ``self-distill`` section: export.distill with the R-SFT bundle
-                     as the teacher (``model:``) on the section's labelled inputs, keeping the
-                     traces that reach the gold labels -> ``WORKDIR/self-distill/train.jsonl``
+                     as the teacher (``model:``; ``sample-from: checkpoint``: the R-SFT
+                     checkpoint through transformers) on the section's labelled inputs, keeping
+                     the traces that reach the gold labels -> ``WORKDIR/self-distill/train.jsonl``
 5. ``rsft-self``     R-SFT continued from ``WORKDIR/rsft`` on the self-distilled traces added
                      to the distilled ones (options: the ``rsft-self`` section) ->
                      ``WORKDIR/rsft-self/``, then ``bundle-rsft-self``; HS-DPO starts from it
@@ -137,6 +138,7 @@ def plan(recipe: Recipe) -> list[Stage]:
         """The recipe's teachers, or one the pipeline joins in (and the recipe may not set)."""
         joined = ("output", "teacher") if teacher else ("output",)
         options = _own(name, recipe.section(name), joined)
+        options.pop("sample-from", None)  # the pipeline's own key: which teacher it joins in
         argv = ["--output", str(out), *(["--teacher", teacher] if teacher else [])]
         argv += to_argv(stage_parser(DISTILL), options, name)
         done = out.with_name(out.name + ".summary.json")
@@ -168,8 +170,9 @@ def plan(recipe: Recipe) -> list[Stage]:
     if recipe.sections.get("self-distill"):
         self_train = work / "self-distill" / "train.jsonl"
         again = work / "rsft-self"
+        teacher = _self_teacher(recipe.section("self-distill"), rsft, bundles / "rsft")
         stages += [
-            distill("self-distill", self_train, teacher=f"model:{bundles / 'rsft'}"),
+            distill("self-distill", self_train, teacher=f"model:{teacher}"),
             sft("rsft-self", rsft, [self_train, train], again),
             bundle("rsft-self", again),
         ]
@@ -183,6 +186,18 @@ def plan(recipe: Recipe) -> list[Stage]:
         argv += to_argv(stage_parser(EVALUATE), evaluate_opts, "evaluate")
         stages.append(Stage("evaluate", EVALUATE, argv, eval_out, eval_out.is_file))
     return stages
+
+
+def _self_teacher(section: dict[str, Any], checkpoint: Path, bundle: Path) -> Path:
+    """What samples the self-distilled traces: the phase-1 bundle (onnxruntime-genai, the
+    fast path on a CPU), or with ``sample-from: checkpoint`` the checkpoint itself through
+    transformers (a GPU machine, where onnxruntime-genai is not installed)."""
+    source = section.get("sample-from", "bundle")
+    if source not in ("bundle", "checkpoint"):
+        raise UsageError(
+            f"recipe: self-distill.sample-from {source!r}", hint="bundle or checkpoint"
+        )
+    return bundle if source == "bundle" else checkpoint
 
 
 def _hsdpo(

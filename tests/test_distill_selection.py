@@ -5,6 +5,7 @@ samples the harmless training prompts only, never a validation prompt)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,19 @@ def test_holdout_split_keeps_validation_prompts_from_the_teacher(tmp_path, monke
                 holdout_split=tmp_path / "missing.lines",
             )
         )
+    # on a machine without ../shared (a GPU lease), a copy of the prompts file stands in
+    monkeypatch.setattr(splits, "PROMPTS", tmp_path / "not-here.jsonl")
+    options = Options(
+        inputs=(str(prompts),),
+        teachers=(f"traces:{preds}",),
+        output=out,
+        holdout_split=lines,
+        request_label="unharmful",
+    )
+    with pytest.raises(InputError, match="--holdout-prompts"):
+        distill(options, log=lambda _: None)
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(prompts.read_bytes())
+    distill(replace(options, holdout_prompts=copy), log=lambda _: None)
+    written = [split_input(json.loads(r)["input"])[0] for r in out.read_text().splitlines()]
+    assert written == ["b", "d"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from export import ExportError
-from export.gpu import DATA, MANIFEST, PARTS, RECIPE
+from export.gpu import DATA, MANIFEST, PARTS, RECIPE, RETURNED
 from export.gpu.device import send, unpack
 from export.gpu.pack import MARGIN, Manifest, part_sizes, sha256_of, write_pack
 from export.gpu.receive import receive
@@ -89,7 +89,7 @@ def test_the_packed_gguf_comes_back_byte_for_byte_with_the_stage_inputs(checkout
     assert gguf.read_bytes() == blob
     work = checkout / "runs/nano-gpu"
     assert (work / "distill/train.jsonl").read_text(encoding="utf-8") == '{"row": 1}\n'
-    assert (work / "self-distill/train.jsonl").read_text(encoding="utf-8") == '{"trace": 1}\n'
+    assert not (work / "self-distill").exists()  # sampled there, not reused
     assert Manifest.read(checkout / MANIFEST) == manifest
 
 
@@ -132,17 +132,19 @@ def _state(folder: Path, step: int, ended: dict | None = None) -> None:
 
 
 def test_states_go_back_small_and_land_where_the_pipeline_resumes_them(checkout, tmp_path):
+    from safetensors.torch import load_file
+
     work = checkout / "runs/nano-gpu"
     _state(work / "rsft/state", 985)
     _state(work / "rsft-self/state", 700, {"step": 700, "of": 4308, "reason": "time limit"})
+    (work / "self-distill").mkdir(parents=True)
+    (work / "self-distill/train.jsonl").write_text('{"sampled": 1}\n', encoding="utf-8")
+    (work / "self-distill/train.jsonl.summary.json").write_text("{}", encoding="utf-8")
     out = tmp_path / "out"
     sent = send(checkout, out)
-    assert len(sent) <= 8 and not list(out.rglob("trainer.pt"))
-    assert all(len(p.relative_to(out).parts) <= 3 for p in sent)  # $OUT/a/b/file at most
-    from safetensors.torch import load_file
-
-    adapter = load_file(str(out / "rsft-self/adapter/adapter_model.safetensors"))
-    assert str(adapter["w"].dtype) == "torch.float16"
+    assert sorted(p.name for p in sent) == ["rsft-self.safetensors", "rsft.safetensors", RETURNED]
+    assert all(p.stat().st_size < 16 * MIB for p in sent)  # what one returned file may be
+    assert str(load_file(str(out / "rsft-self.safetensors"))["w"].dtype) == "torch.float16"
 
     here = checkout  # the same layout here: the pack's data and the committed self-distillation
     shutil.rmtree(here / "runs")
@@ -150,13 +152,35 @@ def test_states_go_back_small_and_land_where_the_pipeline_resumes_them(checkout,
     for name in ("train.jsonl", "train.jsonl.summary.json"):
         (here / DATA / "distill" / name).write_text("{}\n", encoding="utf-8")
     lines = receive(here, out)
-    assert (here / "runs/nano-gpu/self-distill/train.jsonl").is_file()  # phase 2's input
-    assert "ended by its time limit (of 4308)" in lines[1]
-    resumed = json.loads((here / "runs/nano-gpu/rsft/state/progress.json").read_text("utf-8"))
-    assert resumed["step"] == 985
+    assert lines[0].startswith("rsft: finished its schedule at step 985")
+    assert lines[1].startswith("rsft-self: ended by its time limit at step 700 of 4308")
+    back = here / "runs/nano-gpu"
+    assert (back / "self-distill/train.jsonl").read_text("utf-8") == '{"sampled": 1}\n'
+    assert (back / "distill/train.jsonl").is_file()
+    for phase, step in (("rsft", 985), ("rsft-self", 700)):
+        state = back / phase / "state"
+        progress = json.loads((state / "progress.json").read_text("utf-8"))
+        assert progress["step"] == step and progress["log"]["ended_at"]["step"] == step
+        adapter = load_file(str(state / "adapter/adapter_model.safetensors"))
+        assert str(adapter["w"].dtype) == "torch.float16"
+        assert not (state / "trainer.pt").exists()
     with pytest.raises(ExportError, match="--force"):
         receive(here, out)
-    assert receive(here, out, force=True) == lines
+    assert len(receive(here, out, force=True)) == len(lines)
+
+
+def test_without_sampled_traces_the_committed_self_distillation_stands_in(checkout, tmp_path):
+    _state(checkout / "runs/nano-gpu/rsft/state", 3)
+    out = tmp_path / "out"
+    send(checkout, out)
+    (checkout / DATA / "distill").mkdir(parents=True)
+    for name in ("train.jsonl", "train.jsonl.summary.json"):
+        (checkout / DATA / "distill" / name).write_text("{}\n", encoding="utf-8")
+    shutil.rmtree(checkout / "runs")
+    lines = receive(checkout, out)
+    assert lines[1] == "rsft-self: nothing came back"
+    traces = checkout / "runs/nano-gpu/self-distill/train.jsonl"
+    assert traces.read_text("utf-8") == '{"trace": 1}\n'  # the committed copy
 
 
 def test_send_with_nothing_trained_says_so(checkout, tmp_path):

@@ -105,6 +105,13 @@ def test_self_distillation_adds_a_second_sft_round_that_hsdpo_starts_from(tmp_pa
     assert hsdpo[hsdpo.index("--sample-model") + 1] == str(work / "bundles" / "rsft-self")
     with pytest.raises(UsageError, match="teacher"):
         plan(load_recipe(_recipe(tmp_path, **{"self-distill": {"teacher": ["x"]}})))
+    on_gpu = {"self-distill": {"input": ["p.jsonl"], "sample-from": "checkpoint"}}
+    stages = {s.name: s for s in plan(load_recipe(_recipe(tmp_path, **on_gpu)))}
+    teacher = stages["self-distill"].argv
+    assert teacher[teacher.index("--teacher") + 1] == f"model:{work / 'rsft'}"
+    assert "--sample-from" not in teacher
+    with pytest.raises(UsageError, match="bundle or checkpoint"):
+        plan(load_recipe(_recipe(tmp_path, **{"self-distill": {"sample-from": "gpu"}})))
 
 
 def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):

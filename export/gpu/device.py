@@ -6,10 +6,23 @@ from __future__ import annotations
 import gzip
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 from export import ExportError
-from export.gpu import BASE, DATA, LAST, MANIFEST, PARTS, PHASES, RECIPE, STAGING
+from export.gpu import (
+    ADAPTER,
+    BASE,
+    COMMITTED_SELF_DISTILL,
+    DATA,
+    LAST,
+    MANIFEST,
+    PARTS,
+    PHASES,
+    RECIPE,
+    RETURNED,
+    STAGING,
+)
 from export.gpu.pack import Manifest, sha256_of
 
 
@@ -56,38 +69,57 @@ def unpack(root: Path, staging: Path = STAGING) -> Manifest:
 
 
 def place_inputs(root: Path) -> None:
-    """The distilled traces (from .gpu/data) and the committed self-distillation where the
-    recipe's pipeline finds its distill and self-distill stages done: there before training,
-    here before merging what came back."""
+    """The distilled traces (from .gpu/data) where the recipe's pipeline finds its distill
+    stage done."""
+    work = workdir(root)
+    (work / "distill").mkdir(parents=True, exist_ok=True)
+    for name in ("train.jsonl", "train.jsonl.summary.json"):
+        shutil.copyfile(root / DATA / "distill" / name, work / "distill" / name)
+
+
+def reuse_self_distill(root: Path) -> None:
+    """The committed CPU self-distillation in place of sampling there: what phase 2 trains on
+    when the sampling did not finish inside its share of the lease."""
     from export.distill.reuse import reuse
     from export.recipe import load_recipe
 
     recipe = load_recipe(root / RECIPE)
-    work = root / recipe.workdir
-    (work / "distill").mkdir(parents=True, exist_ok=True)
-    for name in ("train.jsonl", "train.jsonl.summary.json"):
-        shutil.copyfile(root / DATA / "distill" / name, work / "distill" / name)
-    committed = root / recipe.section("self-distill")["reuse"]
-    reuse(committed, work / "self-distill" / "train.jsonl")
+    committed = root / recipe.section("self-distill").get("reuse", COMMITTED_SELF_DISTILL)
+    reuse(committed, root / recipe.workdir / "self-distill" / "train.jsonl")
+
+
+def workdir(root: Path) -> Path:
+    from export.recipe import load_recipe
+
+    return root / load_recipe(root / RECIPE).workdir
 
 
 def send(root: Path, out: Path) -> list[Path]:
-    """Each phase's saved state (fp16 adapter, its config, progress) and the pipeline's log into
-    ``out``: 7 files, two folders deep, inside what a call brings back (8 files, 16 MiB each)."""
-    from export.recipe import load_recipe
+    """What a call can bring back (8 files, 16 MiB each): each phase's adapter (fp16, 9.8 MB)
+    as a file of its own, and one archive of everything small that receive needs: the
+    adapters' configs, each phase's progress (step, losses, evaluations), the self-distilled
+    traces phase 2 trained on, and the pipeline's log."""
     from export.train.fast_sft import STATE, publish_state
 
-    work = root / load_recipe(root / RECIPE).workdir
+    work = workdir(root)
+    out.mkdir(parents=True, exist_ok=True)
     sent = []
-    for phase in PHASES:
-        state = work / phase / STATE
-        if (state / "progress.json").is_file():
-            publish_state(state, out / phase)
-            sent += sorted(p for p in (out / phase).rglob("*") if p.is_file())
-    log = work / "pipeline_log.json"
-    if log.is_file():
-        shutil.copyfile(log, out / log.name)
-        sent.append(out / log.name)
-    if not any(PHASES[0] in str(p) for p in sent):
-        raise ExportError("gpu send: no phase saved a state", hint="read the recipe's log above")
-    return sent
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(out / RETURNED, "w:gz") as tar:
+        for phase in PHASES:
+            state = work / phase / STATE
+            if not (state / "progress.json").is_file():
+                continue
+            publish_state(state, Path(tmp) / phase)
+            adapter = Path(tmp) / phase / "adapter" / ADAPTER
+            shutil.copyfile(adapter, out / f"{phase}.safetensors")
+            sent.append(out / f"{phase}.safetensors")
+            adapter.unlink()
+            tar.add(Path(tmp) / phase, arcname=phase)
+        if not sent:
+            raise ExportError("gpu send: no phase saved a state", hint="read the log above")
+        for name in ("self-distill/train.jsonl", "self-distill/train.jsonl.summary.json"):
+            if (work / name).is_file():
+                tar.add(work / name, arcname=name)
+        if (work / "pipeline_log.json").is_file():
+            tar.add(work / "pipeline_log.json", arcname="pipeline_log.json")
+    return [*sent, out / RETURNED]

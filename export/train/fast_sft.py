@@ -82,7 +82,8 @@ class Options:
     probe_rows: int = 32
     max_steps: int | None = None
     stop_at: int | None = None  # end this invocation after step N (state saved; --resume goes on)
-    time_limit: float | None = None  # seconds: then end the run where it is (a GPU lease's budget)
+    time_limit: float | None = None  # seconds from the start, loading included: then the run
+    # ends where it is, its merged checkpoint written (a share of a GPU lease)
     seed: int = 0
     threads: int | None = None
     device: str = "cpu"  # "cuda": the same loop on a GPU; "auto": cuda when there is one
@@ -146,6 +147,7 @@ def train(opts: Options) -> dict[str, Any]:
     from export.train.base import open_base
     from export.train.checkpoints import save_checkpoint
 
+    entered = time.perf_counter()  # --time-limit counts loading too: a lease's share is wall time
     if opts.threads:
         torch.set_num_threads(opts.threads)
     if opts.device == "auto":
@@ -182,7 +184,7 @@ def train(opts: Options) -> dict[str, Any]:
         started, tokens = time.perf_counter(), 0
         end = min(total, opts.stop_at) if opts.stop_at else total
         while step < end:
-            if opts.time_limit is not None and time.perf_counter() - started >= opts.time_limit:
+            if opts.time_limit is not None and time.perf_counter() - entered >= opts.time_limit:
                 say(f"time limit ({opts.time_limit:.0f} s): the run ends at step {step} of {total}")
                 log["ended_at"] = {"step": step, "of": total, "reason": "time limit"}
                 total = end = step
