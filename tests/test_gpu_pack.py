@@ -166,7 +166,11 @@ def test_states_go_back_small_and_land_where_the_pipeline_resumes_them(checkout,
         assert not (state / "trainer.pt").exists()
     with pytest.raises(ExportError, match="--force"):
         receive(here, out)
+    stale = back / "bundles/rsft-self/guardcli.json"  # converted from the earlier receive
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}", encoding="utf-8")
     assert len(receive(here, out, force=True)) == len(lines)
+    assert not stale.exists()  # else the pipeline would skip converting the new state
 
 
 def test_without_sampled_traces_the_committed_self_distillation_stands_in(checkout, tmp_path):

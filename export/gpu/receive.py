@@ -43,6 +43,8 @@ def receive(root: Path, source: Path, *, force: bool = False) -> list[str]:
                         hint="pass --force to replace it, or move it aside",
                     )
                 shutil.rmtree(dest)
+            # a bundle converted from an earlier run of this phase would count as done
+            shutil.rmtree(work / "bundles" / phase, ignore_errors=True)
             shutil.copytree(unpacked / phase, dest / STATE)
             shutil.copyfile(source / f"{phase}.safetensors", dest / STATE / "adapter" / ADAPTER)
             lines.append(f"{phase}: {_mark_ended(dest / STATE / 'progress.json')}")
@@ -52,7 +54,7 @@ def receive(root: Path, source: Path, *, force: bool = False) -> list[str]:
             (work / "self-distill").mkdir(parents=True, exist_ok=True)
             for name in ("train.jsonl", "train.jsonl.summary.json"):
                 shutil.copyfile(unpacked / "self-distill" / name, work / "self-distill" / name)
-            lines.append(f"self-distill: the traces sampled there -> {work / 'self-distill'}")
+            lines.append(f"self-distill: the traces phase 2 trained on -> {work / 'self-distill'}")
         else:
             reuse_self_distill(root)
     return lines
