@@ -276,3 +276,24 @@ def test_low_temperature_reproduces_the_greedy_trace(fixture_model):
     outputs = sample_outputs(fixture_model, inputs, cold)
     # EOS excluded and special tokens skipped: exactly the trace text
     assert outputs == [[pair.trace, pair.trace] for pair in pairs]
+
+
+@pytest.mark.slow
+def test_a_time_limit_stops_between_batches_and_leaves_the_rest_unsampled(
+    fixture_model, monkeypatch
+):
+    """A GPU lease's share: batches stop at the limit, and what was sampled is kept (the
+    distillation then counts the inputs without candidates)."""
+    import itertools
+
+    from export.sampling import generate
+
+    _, inputs = _fixture_inputs()
+    config = SamplingConfig(k=2, max_new_tokens=8, batch_size=3, time_limit=1.5)
+    ticks = itertools.count()  # start 0, before batch 0: 1 s, before batch 1: 2 s (stop)
+    monkeypatch.setattr(generate.time, "perf_counter", lambda: float(next(ticks)))
+    outputs = sample_outputs(fixture_model, inputs, config)
+    assert [len(outs) for outs in outputs] == [2, 1, 0]  # one batch of 3 rows, k = 2
+    monkeypatch.undo()
+    none = sample_outputs(fixture_model, inputs, SamplingConfig(k=2, time_limit=0))
+    assert none == [[], [], []]

@@ -164,6 +164,9 @@ def _candidates(
             workers=opts.workers,
             progress=progress,
         )
+    short = sum(len(texts) < opts.sampling.k for texts in outputs)
+    if teacher.kind == "model" and short:
+        say(f"time limit: {short} of {len(keys)} inputs not (fully) sampled, counted")
     return [
         Candidate(key, text, name)
         for key, texts in zip(keys, outputs, strict=True)
@@ -335,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows decoded together (default 8)",
     )
     sample.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="model: teachers start no batch after this long (loading included); the inputs "
+        "not reached are counted as without candidates, and what was sampled is judged",
+    )
+    sample.add_argument(
         "--device",
         choices=("cpu", "cuda", "auto"),
         default="cpu",
@@ -381,6 +391,7 @@ def _run(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             seed=args.seed,
             batch_size=args.batch_size,
+            time_limit=args.time_limit,
         ),
         max_trace_tokens=args.max_trace_tokens,
         tokenizer=args.tokenizer,

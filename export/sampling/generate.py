@@ -23,6 +23,7 @@ batch size (on one device: CPU and CUDA kernels differ).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class SamplingConfig:
     max_new_tokens: int = 1024
     seed: int = 0
     batch_size: int = 8  # rows (input copies) decoded together
+    time_limit: float | None = None  # seconds: no batch starts after this; the rest unsampled
 
     def __post_init__(self) -> None:
         problems = [
@@ -58,6 +60,7 @@ class SamplingConfig:
                 ("top_p", self.top_p, 0 < self.top_p <= 1),
                 ("max_new_tokens", self.max_new_tokens, self.max_new_tokens >= 1),
                 ("batch_size", self.batch_size, self.batch_size >= 1),
+                ("time_limit", self.time_limit, self.time_limit is None or self.time_limit >= 0),
             )
             if not ok
         ]
@@ -93,6 +96,8 @@ def sample_outputs(
     """``config.k`` sampled outputs for every full model input (``build_input`` text).
 
     ``device``: cpu, cuda or auto. The backend is picked from the folder (``model_kind``).
+    With ``config.time_limit``, no batch starts after that many seconds (loading included):
+    the inputs not reached get fewer outputs or none, for the caller to count.
     """
     if not inputs:
         return []
@@ -101,14 +106,18 @@ def sample_outputs(
     rows = [index for index in range(len(inputs)) for _ in range(config.k)]
     texts: list[str] = []
     done = 0
+    started = time.perf_counter()
     generate = run(path, config, device)
     for batch, start in enumerate(range(0, len(rows), config.batch_size)):
+        if config.time_limit is not None and time.perf_counter() - started >= config.time_limit:
+            break
         chunk = rows[start : start + config.batch_size]
         texts += generate([inputs[i] for i in chunk], batch_seed(config.seed, batch))
         finished = len(texts) // config.k
         if progress is not None and finished > done:
             progress(finished - done)
         done = finished
+    # past a time limit the unreached inputs' lists are short or empty
     return [texts[i * config.k : (i + 1) * config.k] for i in range(len(inputs))]
 
 
