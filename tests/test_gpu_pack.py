@@ -187,6 +187,12 @@ def test_without_sampled_traces_the_committed_self_distillation_stands_in(checko
     assert traces.read_text("utf-8") == '{"trace": 1}\n'  # the committed copy
 
 
+def test_unpack_without_a_pack_names_the_command_that_makes_it(checkout):
+    with pytest.raises(ExportError, match="manifest.json") as error:
+        unpack(checkout)
+    assert "export.gpu pack" in error.value.hint
+
+
 def test_send_with_nothing_trained_says_so(checkout, tmp_path):
     with pytest.raises(ExportError, match="no phase saved a state"):
         send(checkout, tmp_path / "out")

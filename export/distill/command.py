@@ -51,6 +51,7 @@ from export.distill.reuse import add_reuse_argument, reuse
 from export.distill.teachers import Candidate, Teacher, parse_teacher, trace_candidates, trace_files
 from export.sampling.endpoint import synthesize
 from export.sampling.generate import SamplingConfig, model_kind, sample_outputs
+from export.sampling.options import add_sampling_arguments, sampling_config
 from guardcli.core.records import Skip
 from guardcli.errors import InputError
 from guardcli.eval.benchmarks import HELD_OUT
@@ -303,53 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"estimated as ceil(chars / {CHARS_PER_TOKEN:g}), which over-counts Llama 3 by ~15%%)",
     )
     sample = parser.add_argument_group("sampling (model: and openai: teachers)")
-    sample.add_argument(
-        "--k", type=positive_int, default=4, metavar="N", help="outputs per input (default 4)"
-    )
-    sample.add_argument(
-        "--temperature",
-        type=float,
-        default=0.7,
-        metavar="T",
-        help="sampling temperature, > 0 (default 0.7)",
-    )
-    sample.add_argument(
-        "--top-p",
-        type=float,
-        default=0.95,
-        metavar="P",
-        help="nucleus (top-p) cut, in (0, 1] (default 0.95)",
-    )
-    sample.add_argument(
-        "--max-new-tokens",
-        type=positive_int,
-        default=1024,
-        metavar="N",
-        help="per output (default 1024)",
-    )
-    sample.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="sampling seed (default 0)"
-    )
-    sample.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=8,
-        metavar="N",
-        help="rows decoded together (default 8)",
-    )
-    sample.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="model: teachers start no batch after this long (loading included); the inputs "
-        "not reached are counted as without candidates, and what was sampled is judged",
-    )
-    sample.add_argument(
-        "--device",
-        choices=("cpu", "cuda", "auto"),
-        default="cpu",
-        help="where model: teachers run (default cpu)",
-    )
+    add_sampling_arguments(sample)
     sample.add_argument(
         "--openai-model",
         default=DEFAULT_OPENAI_MODEL,
@@ -384,15 +339,7 @@ def _run(args: argparse.Namespace) -> int:
         inputs=tuple(args.inputs),
         teachers=tuple(args.teachers),
         output=args.output,
-        sampling=SamplingConfig(
-            k=args.k,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            time_limit=args.time_limit,
-        ),
+        sampling=sampling_config(args),
         max_trace_tokens=args.max_trace_tokens,
         tokenizer=args.tokenizer,
         limit=args.limit,

@@ -99,7 +99,7 @@ def send(root: Path, out: Path) -> list[Path]:
     as a file of its own, and one archive of everything small that receive needs: the
     adapters' configs, each phase's progress (step, losses, evaluations), the self-distilled
     traces phase 2 trained on, and the pipeline's log."""
-    from export.train.fast_sft import STATE, publish_state
+    from export.train.sft_state import STATE, publish_state
 
     work = workdir(root)
     out.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,13 @@ class Manifest:
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ExportError(
+                f"gpu: no {path} ({exc.strerror})",
+                hint="run `python -m export.gpu pack` here; the last call carries .gpu/last",
+            ) from None
         raw["parts"] = [Part(**p) for p in raw["parts"]]
         raw["calls"] = [Call(**c) for c in raw.get("calls", [])]
         return cls(**raw)

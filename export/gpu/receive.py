@@ -17,7 +17,7 @@ from export.gpu import ADAPTER, PHASES, RETURNED
 
 def receive(root: Path, source: Path, *, force: bool = False) -> list[str]:
     from export.gpu.device import place_inputs, reuse_self_distill, workdir
-    from export.train.fast_sft import STATE
+    from export.train.sft_state import STATE
 
     archive = source / RETURNED
     if not archive.is_file():

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.train.fast_sft import PROGRESS, STATE, Options, load_state, lr_at, order, save_state
+from export.train.fast_sft import Options, lr_at, order
 from export.train.fit import report_cutoff
 from export.train.layout import TRAIN_LOG
 from export.train.runlog import say
 from export.train.sft_data import Sequence_
+from export.train.sft_state import PROGRESS, STATE, load_state, save_state
 
 if TYPE_CHECKING:
     from export.train.hsdpo_config import HSDPOConfig
