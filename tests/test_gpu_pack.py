@@ -13,8 +13,9 @@ import pytest
 from export import ExportError
 from export.gpu import DATA, MANIFEST, PARTS, RECIPE, RETURNED
 from export.gpu.device import send, unpack
-from export.gpu.pack import MARGIN, Manifest, part_sizes, sha256_of, write_pack
+from export.gpu.pack import MARGIN, Manifest, part_sizes, write_pack
 from export.gpu.receive import receive
+from guardcli.bundles.manifest import sha256_file
 
 MIB = 1 << 20
 
@@ -111,7 +112,7 @@ def test_altered_data_is_refused(checkout, tmp_path):
     manifest = _pack(checkout, tmp_path, b"gguf")
     assert len(manifest.parts) == 1 and len(manifest.calls) == 1
     prompts = checkout / DATA / "guardreasoner_train_prompts.jsonl"
-    assert sha256_of(prompts) == manifest.data["guardreasoner_train_prompts.jsonl"]
+    assert sha256_file(prompts) == manifest.data["guardreasoner_train_prompts.jsonl"]
     data = json.loads((checkout / MANIFEST).read_text(encoding="utf-8"))
     data["data"]["distill/train.jsonl"] = "0" * 64
     (checkout / MANIFEST).write_text(json.dumps(data), encoding="utf-8")

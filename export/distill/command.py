@@ -154,6 +154,9 @@ def _candidates(
         outputs = sample_outputs(
             teacher.target, keys, opts.sampling, progress=progress, device=opts.device
         )
+        short = sum(len(texts) < opts.sampling.k for texts in outputs)
+        if short:  # the sampling's --time-limit came first
+            say(f"time limit: {short} of {len(keys)} inputs not (fully) sampled, counted")
     else:
         name = f"openai:{opts.openai_model}@{teacher.target}"
         outputs = synthesize(
@@ -165,9 +168,6 @@ def _candidates(
             workers=opts.workers,
             progress=progress,
         )
-    short = sum(len(texts) < opts.sampling.k for texts in outputs)
-    if teacher.kind == "model" and short:
-        say(f"time limit: {short} of {len(keys)} inputs not (fully) sampled, counted")
     return [
         Candidate(key, text, name)
         for key, texts in zip(keys, outputs, strict=True)

@@ -44,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     if not (root / RECIPE).is_file():
         raise UsageError(f"no {RECIPE} here", hint="run it from the repository's root")
     if args.step == "pack":
-        from export.gpu.pack import PROMPTS, pack
+        from export.data.splits import PROMPTS
+        from export.gpu.pack import pack
         from guardcli.bundles.nano import find_base_gguf
 
         gguf = args.gguf or find_base_gguf()

@@ -23,7 +23,8 @@ from export.gpu import (
     RETURNED,
     STAGING,
 )
-from export.gpu.pack import Manifest, sha256_of
+from export.gpu.pack import Manifest
+from guardcli.bundles.manifest import sha256_file
 
 
 def find_part(root: Path, name: str, staging: Path) -> Path:
@@ -46,7 +47,7 @@ def unpack(root: Path, staging: Path = STAGING) -> Manifest:
     with packed.open("wb") as out:
         for part in manifest.parts:
             path = find_part(root, part.name, staging)
-            if sha256_of(path) != part.sha256:
+            if sha256_file(path) != part.sha256:
                 raise ExportError(
                     f"gpu unpack: {path} is not the part that was packed (sha256 differs)",
                     hint="pack again here and make every call again",
@@ -57,12 +58,12 @@ def unpack(root: Path, staging: Path = STAGING) -> Manifest:
     with gzip.open(packed, "rb") as src, gguf.open("wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
     packed.unlink()
-    if sha256_of(gguf) != manifest.gguf_sha256:
+    if sha256_file(gguf) != manifest.gguf_sha256:
         raise ExportError(f"gpu unpack: {gguf} does not match the packed GGUF's sha256")
     with tarfile.open(root / LAST / "data.tar.gz") as tar:
         tar.extractall(root / DATA, filter="data")
     for name, digest in manifest.data.items():
-        if sha256_of(root / DATA / name) != digest:
+        if sha256_file(root / DATA / name) != digest:
             raise ExportError(f"gpu unpack: {DATA / name} differs from the packed file")
     place_inputs(root)
     return manifest
@@ -99,7 +100,7 @@ def send(root: Path, out: Path) -> list[Path]:
     as a file of its own, and one archive of everything small that receive needs: the
     adapters' configs, each phase's progress (step, losses, evaluations), the self-distilled
     traces phase 2 trained on, and the pipeline's log."""
-    from export.train.sft_state import STATE, publish_state
+    from export.train.sft_state import PROGRESS, STATE, publish_state
 
     work = workdir(root)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ def send(root: Path, out: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(out / RETURNED, "w:gz") as tar:
         for phase in PHASES:
             state = work / phase / STATE
-            if not (state / "progress.json").is_file():
+            if not (state / PROGRESS).is_file():
                 continue
             publish_state(state, Path(tmp) / phase)
             adapter = Path(tmp) / phase / "adapter" / ADAPTER

@@ -8,7 +8,6 @@ last call also carries the prompts, the distilled traces and the wheels, and run
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import shutil
 import subprocess
@@ -19,8 +18,8 @@ from pathlib import Path
 
 from export import ExportError
 from export.gpu import BASE, DATA, LAST, MANIFEST, PACK, PARTS, RECIPE, STAGING, TREE_LIMIT
+from guardcli.bundles.manifest import sha256_file
 
-PROMPTS = Path("../shared/data/extra/guardreasoner_train_prompts.jsonl")
 WHEELS = ("gguf",)  # what the GPU image lacks (its package list: .library/device/KINDS.md)
 MARGIN = 1 << 20  # bytes kept free under the limit in every call
 
@@ -66,14 +65,6 @@ class Manifest:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def part_sizes(total: int, budget: int, last_extra: int) -> list[int]:
@@ -183,9 +174,9 @@ def write_pack(
     packed.unlink()
     manifest = Manifest(
         gguf=gguf.name,
-        gguf_sha256=sha256_of(base),
+        gguf_sha256=sha256_file(base),
         parts=parts,
-        data={name: sha256_of(root / DATA / name) for name in data_files},
+        data={name: sha256_file(root / DATA / name) for name in data_files},
         tree_bytes=tree,
     )
     manifest.calls = calls_for(parts)
@@ -200,5 +191,5 @@ def _split(packed: Path, folder: Path, sizes: list[int]) -> list[Part]:
         for number, size in enumerate(sizes, 1):
             name = f"part-{number}-of-{len(sizes)}"
             (folder / name).write_bytes(src.read(size))
-            parts.append(Part(name, size, sha256_of(folder / name)))
+            parts.append(Part(name, size, sha256_file(folder / name)))
     return parts

@@ -17,7 +17,7 @@ from export.gpu import ADAPTER, PHASES, RETURNED
 
 def receive(root: Path, source: Path, *, force: bool = False) -> list[str]:
     from export.gpu.device import place_inputs, reuse_self_distill, workdir
-    from export.train.sft_state import STATE
+    from export.train.sft_state import PROGRESS, STATE
 
     archive = source / RETURNED
     if not archive.is_file():
@@ -29,7 +29,7 @@ def receive(root: Path, source: Path, *, force: bool = False) -> list[str]:
             tar.extractall(tmp, filter="data")
         unpacked = Path(tmp)
         for phase in PHASES:
-            progress = unpacked / phase / "progress.json"
+            progress = unpacked / phase / PROGRESS
             if not progress.is_file():
                 lines.append(f"{phase}: nothing came back")
                 continue
@@ -47,7 +47,7 @@ def receive(root: Path, source: Path, *, force: bool = False) -> list[str]:
             shutil.rmtree(work / "bundles" / phase, ignore_errors=True)
             shutil.copytree(unpacked / phase, dest / STATE)
             shutil.copyfile(source / f"{phase}.safetensors", dest / STATE / "adapter" / ADAPTER)
-            lines.append(f"{phase}: {_mark_ended(dest / STATE / 'progress.json')}")
+            lines.append(f"{phase}: {_mark_ended(dest / STATE / PROGRESS)}")
         place_inputs(root)
         traces = unpacked / "self-distill" / "train.jsonl"
         if traces.is_file():  # what phase 2 trained on there
