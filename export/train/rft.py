@@ -23,6 +23,7 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from export import TrainError
 from export.cli import run_main
@@ -97,7 +98,8 @@ def to_record(row: TrainRow) -> dict[str, str]:
     }
 
 
-def write(path: Path, rows: list[TrainRow], stats: RftStats) -> None:
+def write(path: Path, rows: list[TrainRow], stats: Any) -> None:
+    """The rows as GuardReasonerTrain JSONL and ``stats`` (a dataclass) as its summary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
