@@ -45,7 +45,7 @@ from export.cli import run_main
 from export.distill.inputs import refused_as, refused_benchmarks
 from export.distill.judging import CHARS_PER_TOKEN
 from export.distill.teachers import trace_files
-from export.train.rft import replay_sample, write
+from export.train.rft import write_with_replay
 from export.train.rows import TrainRow, read_train_rows
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input
@@ -129,9 +129,11 @@ def graft(
     *,
     seed: int = 0,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    stats: GraftStats | None = None,
 ) -> tuple[list[tuple[Label, TrainRow]], GraftStats]:
-    """The kept prompt-only traces (each with its request label) and the counts."""
-    stats = GraftStats()
+    """The kept prompt-only traces (each with its request label) and the counts, added to
+    ``stats`` when given (read_sources' counts go in the same summary)."""
+    stats = stats if stats is not None else GraftStats()
     by_prompt: dict[str, list[Source]] = defaultdict(list)
     for source in sources:
         by_prompt[source.prompt].append(source)
@@ -272,22 +274,20 @@ def _run(args: argparse.Namespace) -> int:
     paths = [p for target in args.teacher for p in trace_files(target)]
     sources = read_sources(paths, refused_benchmarks((), allow_heldout=False), stats)
     tails = none_tails(read_train_rows(args.tails))
-    kept, graft_stats = graft(sources, tails, seed=args.seed, max_tokens=args.max_trace_tokens)
-    graft_stats.prompt_only_ignored = stats.prompt_only_ignored
-    graft_stats.refused_files = stats.refused_files
-    stats = graft_stats
+    kept, _ = graft(sources, tails, seed=args.seed, max_tokens=args.max_trace_tokens, stats=stats)
     if args.balance:
         kept, stats.balanced_to = balance(kept, args.seed)
-    rows = [row for _, row in kept]
-    if args.replay_count:
-        pairs = [r for r in read_train_rows(args.replay) if not r.text.endswith(_NO_RESPONSE)]
-        replay = replay_sample(pairs, args.replay_count, args.seed)
-        stats.replay = len(replay)
-        rows += replay
-    random.Random(args.seed).shuffle(rows)
-    write(args.output, rows, stats)
+    written = write_with_replay(
+        args.output,
+        [row for _, row in kept],
+        stats,
+        args.replay,
+        args.replay_count,
+        args.seed,
+        keep=lambda row: not row.text.endswith(_NO_RESPONSE),
+    )
     print(
-        f"wrote {len(rows)} traces to {args.output}: {stats.kept} grafted from {stats.traces} "
+        f"wrote {written} traces to {args.output}: {stats.kept} grafted from {stats.traces} "
         f"traces of {stats.prompts} prompts ({stats.kept_by_request}"
         + (f", balanced to {stats.balanced_to} each" if args.balance else "")
         + f"; {stats.disputed_prompts} disputed prompts, {stats.mentions_response} mention the "

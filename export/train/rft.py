@@ -21,6 +21,7 @@ import argparse
 import json
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,28 @@ def write(path: Path, rows: list[TrainRow], stats: Any) -> None:
     summary_path(path).write_text(json.dumps(asdict(stats), indent=2) + "\n", encoding="utf-8")
 
 
+def write_with_replay(
+    path: Path,
+    rows: list[TrainRow],
+    stats: Any,
+    replay: Sequence[Path],
+    count: int,
+    seed: int,
+    keep: Callable[[TrainRow], bool] | None = None,
+) -> int:
+    """``rows`` and ``count`` seeded rows of the ``replay`` files (those ``keep`` accepts),
+    shuffled together and written with ``stats`` (its ``replay`` field set); rows written."""
+    drawn: list[TrainRow] = []
+    if count:
+        pool = [row for row in read_train_rows(replay) if keep is None or keep(row)]
+        drawn = replay_sample(pool, count, seed)
+    stats.replay = len(drawn)
+    out = rows + drawn
+    random.Random(seed).shuffle(out)
+    write(path, out, stats)
+    return len(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export.train.rft", description=__doc__.split("\n\n")[0]
@@ -135,15 +158,9 @@ def _run(args: argparse.Namespace) -> int:
         raise TrainError("--replay-count needs --replay FILE")
     request = Label(args.request_label) if args.request_label else None
     kept, stats = right_traces(read_samples(args.samples), request)
-    replay = []
-    if args.replay_count:
-        replay = replay_sample(read_train_rows(args.replay), args.replay_count, args.seed)
-    stats.replay = len(replay)
-    rows = kept + replay
-    random.Random(args.seed).shuffle(rows)
-    write(args.output, rows, stats)
+    written = write_with_replay(args.output, kept, stats, args.replay, args.replay_count, args.seed)
     print(
-        f"wrote {len(rows)} traces to {args.output}: {stats.kept} right, reasoned outputs of "
+        f"wrote {written} traces to {args.output}: {stats.kept} right, reasoned outputs of "
         f"{stats.outputs} ({stats.kept_by_request}; {stats.duplicates} duplicates, "
         f"{stats.inputs_with_none} of {stats.inputs} inputs with none; {stats.other_label} of "
         f"the other label left out) + {stats.replay} replayed"
