@@ -45,7 +45,7 @@ from export.cli import run_main
 from export.distill.inputs import refused_as, refused_benchmarks
 from export.distill.judging import CHARS_PER_TOKEN
 from export.distill.teachers import trace_files
-from export.train.rft import write_with_replay
+from export.train.rft import add_replay_arguments, check_replay, write_with_replay
 from export.train.rows import TrainRow, read_train_rows
 from guardcli.core.parse import parse
 from guardcli.core.prompt import build_input
@@ -250,12 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", type=Path, required=True, help="trace JSONL to write")
     parser.add_argument("--balance", action="store_true", help="equal counts per request label")
-    parser.add_argument("--replay", type=Path, nargs="*", default=[], help="earlier trace files")
-    parser.add_argument(
-        "--replay-count",
-        type=int,
-        default=0,
-        help="rows of (prompt, response) pairs drawn from --replay, so the response tasks "
+    add_replay_arguments(
+        parser,
+        "rows of (prompt, response) pairs drawn from --replay, so the response tasks "
         "are not forgotten",
     )
     parser.add_argument("--max-trace-tokens", type=int, default=DEFAULT_MAX_TOKENS)
@@ -268,8 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.replay_count and not args.replay:
-        raise TrainError("--replay-count needs --replay FILE")
+    check_replay(args)
     stats = GraftStats()
     paths = [p for target in args.teacher for p in trace_files(target)]
     sources = read_sources(paths, refused_benchmarks((), allow_heldout=False), stats)

@@ -132,14 +132,25 @@ def write_with_replay(
     return len(out)
 
 
+def add_replay_arguments(parser: argparse.ArgumentParser, count_help: str) -> None:
+    """--replay and --replay-count, which write_with_replay takes (rft and prompt_only)."""
+    parser.add_argument("--replay", type=Path, nargs="*", default=[], help="earlier trace files")
+    parser.add_argument("--replay-count", type=int, default=0, help=count_help)
+
+
+def check_replay(args: argparse.Namespace) -> None:
+    """Refused before any reading: a count with nothing to draw it from."""
+    if args.replay_count and not args.replay:
+        raise TrainError("--replay-count needs --replay FILE")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export.train.rft", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--samples", type=Path, required=True, help="HS-DPO samples.jsonl")
     parser.add_argument("--output", type=Path, required=True, help="trace JSONL to write")
-    parser.add_argument("--replay", type=Path, nargs="*", default=[], help="earlier trace files")
-    parser.add_argument("--replay-count", type=int, default=0, help="rows drawn from --replay")
+    add_replay_arguments(parser, "rows drawn from --replay")
     parser.add_argument(
         "--request-label",
         choices=("harmful", "unharmful"),
@@ -154,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.replay_count and not args.replay:
-        raise TrainError("--replay-count needs --replay FILE")
+    check_replay(args)
     request = Label(args.request_label) if args.request_label else None
     kept, stats = right_traces(read_samples(args.samples), request)
     written = write_with_replay(args.output, kept, stats, args.replay, args.replay_count, args.seed)
