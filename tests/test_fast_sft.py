@@ -157,6 +157,40 @@ def test_without_prompt_labels_the_split_still_guards_and_validates(
     assert data.counts["validation_rows"] == 2
 
 
+def test_replay_adds_seeded_pair_rows_and_never_a_prompt_only_one(
+    base_dir, base, data_files, tmp_path
+):
+    """--replay/--replay-count (phase 3 trains on prompt-only traces): rows drawn from earlier
+    traces, only those with a response, counted, the same draw for the same seed."""
+    from testkit.pairs import FIXTURE_PAIRS
+
+    pairs = sum(pair.response is not None for pair in FIXTURE_PAIRS)
+    assert 0 < pairs < len(FIXTURE_PAIRS)
+
+    def data(out: str, **extra):  # noqa: ANN003
+        opts = options(base_dir, data_files, tmp_path / out, probe_rows=0, **extra)
+        return build_data(opts, base)
+
+    replay = dict(replay=[data_files["traces"]])
+    plain, some = data("a"), data("b", replay_count=1, **replay)
+    every = data("c", replay_count=99, **replay)
+    assert (some.counts["replayed_rows"], every.counts["replayed_rows"]) == (1, pairs)
+    assert every.counts["trace_rows"] == plain.counts["trace_rows"] + pairs
+    start = plain.counts["trace_rows"]  # replayed rows follow the traces, before label rows
+    added = every.train[start : start + pairs]
+    assert all(r.kind == "trace" for r in added)
+    assert all("AI assistant:\nNone" not in base.codec.decode(list(r.ids)) for r in added)
+    again = data("d", replay_count=1, **replay)
+    assert [r.ids for r in again.train] == [r.ids for r in some.train]
+
+
+def test_a_replay_count_without_replay_files_is_refused(tmp_path, capsys):
+    from export.train.fast_sft import main
+
+    assert main(["--model", "m", "--output", str(tmp_path), "--replay-count", "3"]) == 2
+    assert "--replay-count needs --replay FILE" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lora_layers", [0, 1])
 def test_a_stopped_run_resumes_to_the_same_adapter(base_dir, data_files, tmp_path, lora_layers):

@@ -114,6 +114,54 @@ def test_self_distillation_adds_a_second_sft_round_that_hsdpo_starts_from(tmp_pa
         plan(load_recipe(_recipe(tmp_path, **{"self-distill": {"sample-from": "gpu"}})))
 
 
+def test_a_broad_round_samples_phase_two_and_trains_on_its_traces_alone(tmp_path):
+    """broad-distill samples the rsft-self bundle; rsft-broad continues from rsft-self on
+    those traces only, its replay-count drawn from the distilled teacher traces (joined by the
+    pipeline unless the recipe names replay); HS-DPO, when present, starts from it."""
+    rounds = {
+        "self-distill": {"input": ["p.jsonl"]},
+        "broad-distill": {"input": ["p.jsonl"], "label-limit": ["unharmful=3", "harmful=2"]},
+        "rsft-broad": {"trainer": "fast", "replay-count": 5},
+    }
+    recipe = load_recipe(_recipe(tmp_path, **rounds))
+    stages = {s.name: s for s in plan(recipe)}
+    work = recipe.workdir
+    assert list(stages)[3:10] == [
+        "self-distill",
+        "rsft-self",
+        "bundle-rsft-self",
+        "broad-distill",
+        "rsft-broad",
+        "bundle-rsft-broad",
+        "hsdpo",
+    ]
+    sample = stages["broad-distill"].argv
+    assert sample[sample.index("--teacher") + 1] == f"model:{work / 'bundles' / 'rsft-self'}"
+    assert sample[sample.index("--output") + 1] == str(work / "broad-distill" / "train.jsonl")
+    assert "--label-limit" in sample and "unharmful=3" in sample and "harmful=2" in sample
+    broad = stages["rsft-broad"].argv
+    assert broad[:5] == [
+        "--model",
+        str(work / "rsft-self"),
+        "--traces",
+        str(work / "broad-distill" / "train.jsonl"),
+        "--output",
+    ]
+    assert broad[broad.index("--replay") + 1] == str(work / "distill" / "train.jsonl")
+    assert broad[broad.index("--replay-count") + 1] == "5"
+    hsdpo = stages["hsdpo"].argv
+    assert hsdpo[hsdpo.index("--model") + 1] == str(work / "rsft-broad")
+    named = {**rounds, "rsft-broad": {"trainer": "fast", "replay-count": 5, "replay": ["r.jsonl"]}}
+    broad = {s.name: s for s in plan(load_recipe(_recipe(tmp_path, **named)))}["rsft-broad"].argv
+    assert broad.count("--replay") == 1 and broad[broad.index("--replay") + 1] == "r.jsonl"
+    without_self = {"broad-distill": {"input": ["p.jsonl"]}}
+    stages = {s.name: s for s in plan(load_recipe(_recipe(tmp_path, **without_self)))}
+    sample = stages["broad-distill"].argv
+    assert sample[sample.index("--teacher") + 1] == f"model:{work / 'bundles' / 'rsft'}"
+    with pytest.raises(UsageError, match="broad-distill.sample-from"):
+        plan(load_recipe(_recipe(tmp_path, **{"broad-distill": {"sample-from": "gpu"}})))
+
+
 def test_dry_run_prints_every_command_and_runs_nothing(tmp_path, capsys):
     assert main(["--config", str(_recipe(tmp_path)), "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -53,7 +53,7 @@ from export.sampling.endpoint import synthesize
 from export.sampling.generate import SamplingConfig, model_kind, sample_outputs
 from export.sampling.options import add_sampling_arguments, sampling_config
 from guardcli.core.records import Skip
-from guardcli.errors import InputError
+from guardcli.errors import InputError, UsageError
 from guardcli.eval.benchmarks import HELD_OUT
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-2024-08-06"  # the paper's synthesis model
@@ -80,6 +80,8 @@ class Options:
     holdout_split: Path | None = None  # validation.lines of export.data.splits: never sampled
     holdout_prompts: Path | None = None  # the prompts file its line numbers count (a copy)
     request_label: str | None = None  # only inputs whose gold request is this
+    label_limits: dict[str, int] | None = None  # at most N inputs of each named request label
+    from_end: bool = False  # walk the inputs last first
 
 
 def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summary:
@@ -95,6 +97,8 @@ def distill(opts: Options, *, log: Callable[[str], None] | None = None) -> Summa
         held=holdout_keys(opts.holdout_split, opts.holdout_prompts),
         request=opts.request_label,
         limit=opts.limit,
+        label_limits=opts.label_limits,
+        from_end=opts.from_end,
     )
     summary = Summary(
         inputs=len(inputs.by_key),
@@ -268,6 +272,22 @@ def build_parser() -> argparse.ArgumentParser:
         "the harmless side its own sampling budget",
     )
     data.add_argument(
+        "--label-limit",
+        dest="label_limits",
+        action="append",
+        type=label_limit,
+        metavar="LABEL=N",
+        help="at most N inputs whose gold request label is LABEL (repeatable, one per label; "
+        "inputs of a label not named are left out, counted), e.g. unharmful=700 harmful=500: "
+        "one run samples both sides, each on its own budget",
+    )
+    data.add_argument(
+        "--from-end",
+        action="store_true",
+        help="take inputs from the end of the files first, so the limits reach prompts an "
+        "earlier run's limits (from the start) did not sample",
+    )
+    data.add_argument(
         "--exclude-benchmark",
         dest="exclude_benchmarks",
         action="append",
@@ -328,6 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def label_limit(text: str) -> tuple[str, int]:
+    """``LABEL=N`` of --label-limit, checked as it is parsed."""
+    label, _, count = text.partition("=")
+    if label not in ("harmful", "unharmful") or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use harmful=N or unharmful=N with N a positive whole number"
+        )
+    return label, int(count)
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_main(build_parser(), _run, argv)
 
@@ -335,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.reuse is not None:
         return reuse(args.reuse, args.output)
+    if args.label_limits and args.request_label:
+        raise UsageError(
+            "--label-limit and --request-label both choose labels",
+            hint="use --label-limit LABEL=N alone (one per label to sample)",
+        )
+    named = [label for label, _ in args.label_limits or ()]
+    if len(set(named)) < len(named):
+        raise UsageError("--label-limit names a label twice", hint="one LABEL=N per label")
     opts = Options(
         inputs=tuple(args.inputs),
         teachers=tuple(args.teachers),
@@ -354,6 +392,8 @@ def _run(args: argparse.Namespace) -> int:
         holdout_split=args.holdout_split,
         holdout_prompts=args.holdout_prompts,
         request_label=args.request_label,
+        label_limits=dict(args.label_limits) if args.label_limits else None,
+        from_end=args.from_end,
     )
     summary = distill(opts)
     print(render(summary))

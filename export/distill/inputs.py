@@ -5,7 +5,8 @@ every file's labels (an input whose files disagree is dropped as a conflict).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -112,7 +113,7 @@ class Selection:
 
     held_out: int = 0  # prompts of the validation split (export.data.splits)
     other_label: int = 0  # gold request label not the one asked for
-    over_limit: int = 0
+    over_limit: int = 0  # past --limit, or past a label's --label-limit
 
 
 def select(
@@ -121,24 +122,35 @@ def select(
     held: frozenset[str] | set[str] = frozenset(),
     request: str | None = None,
     limit: int | None = None,
+    label_limits: Mapping[str, int] | None = None,
+    from_end: bool = False,
 ) -> tuple[Inputs, Selection]:
-    """The inputs a run samples for, in file order: validation prompts out (``held`` holds
-    ``export.data.splits.prompt_key`` of each), only one gold request label if asked (so the
-    harmless side, which a biased student rarely gets right, can be given its own budget),
-    then the first ``limit``."""
+    """The inputs a run samples for, in file order (``from_end``: last first, so a later run
+    reaches prompts an earlier one's limit stopped before): validation prompts out (``held``
+    holds ``export.data.splits.prompt_key`` of each), only one gold request label if asked (so
+    the harmless side, which a biased student rarely gets right, can be given its own budget),
+    or the first ``label_limits[label]`` of each label named there, then the first ``limit``."""
     from export.data.splits import prompt_key
 
     kept: dict[str, Input] = {}
-    held_out = other = 0
-    for key, entry in inputs.by_key.items():
+    taken: Counter[str] = Counter()
+    held_out = other = over = 0
+    entries = list(inputs.by_key.items())
+    for key, entry in reversed(entries) if from_end else entries:
+        label = getattr(entry.item.gold.request, "value", None)
         if held and prompt_key(entry.item.sample.prompt) in held:
             held_out += 1
-        elif request is not None and getattr(entry.item.gold.request, "value", None) != request:
+        elif (request is not None and label != request) or (
+            label_limits is not None and label not in label_limits
+        ):
             other += 1
+        elif label_limits is not None and taken[label] >= label_limits[label]:
+            over += 1
         else:
+            taken[label] += 1
             kept[key] = entry
-    over = max(0, len(kept) - limit) if limit is not None else 0
-    if over:
+    if limit is not None and len(kept) > limit:
+        over += len(kept) - limit
         kept = dict(list(kept.items())[:limit])
     return replace(inputs, by_key=kept), Selection(held_out, other, over)
 

@@ -7,6 +7,7 @@ continues phase 2 needs the same traces, not new ones, so the recipe names the c
 from __future__ import annotations
 
 import argparse
+import gzip
 import shutil
 from pathlib import Path
 
@@ -26,11 +27,13 @@ def add_reuse_argument(group: argparse._ArgumentGroup) -> None:
 
 
 def reuse(folder: Path, output: Path) -> int:
-    """Copy a committed output and its summary in place of a sampling run (``--reuse``)."""
-    pairs = [
-        (folder / output.name, output),
-        (summary_path(folder / output.name), summary_path(output)),
-    ]
+    """Copy a committed output and its summary in place of a sampling run (``--reuse``); the
+    output may be committed gzipped (``NAME.gz``: a few MB of traces are a few hundred KB)."""
+    source = folder / output.name
+    packed = source.with_name(source.name + ".gz")
+    if not source.is_file() and packed.is_file():
+        source = packed
+    pairs = [(source, output), (summary_path(folder / output.name), summary_path(output))]
     missing = [str(src) for src, _ in pairs if not src.is_file()]
     if missing:
         raise InputError(
@@ -38,8 +41,12 @@ def reuse(folder: Path, output: Path) -> int:
             hint="commit both files there, or drop --reuse (the recipe's reuse:) to sample again",
         )
     output.parent.mkdir(parents=True, exist_ok=True)
-    for src, dest in pairs:
-        shutil.copyfile(src, dest)
+    if source == packed:
+        with gzip.open(source, "rb") as src, output.open("wb") as dest:
+            shutil.copyfileobj(src, dest)
+    else:
+        shutil.copyfile(source, output)
+    shutil.copyfile(*pairs[1])
     kept = sum(1 for line in output.read_text(encoding="utf-8").splitlines() if line.strip())
-    print(f"reused {kept} traces from {folder}: wrote {output} (summary: {summary_path(output)})")
+    print(f"reused {kept} traces from {source}: wrote {output} (summary: {summary_path(output)})")
     return 0

@@ -43,6 +43,7 @@ from typing import Any
 
 from export.cli import run_main
 from export.eval.calibrate import at
+from export.train.rft import add_replay_arguments, check_replay
 from export.train.sft_data import Data, Sequence_, build_data
 from export.train.sft_model import LoraLM
 from export.train.sft_state import PROGRESS, STATE, load_state, publish_state, save_state, say
@@ -54,6 +55,8 @@ class Options:
     model: str = ""
     output: Path = Path()
     traces: list[Path] = field(default_factory=list)
+    replay: list[Path] = field(default_factory=list)  # earlier trace files to draw pairs from
+    replay_count: int = 0  # seeded (prompt, response) rows of --replay appended to --traces
     prompts: Path | None = None
     split_lines: Path | None = None  # the validation split (default: export.data.splits.LINES)
     label_from_traces: bool = True
@@ -314,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{name}", type=kind, default=getattr(Options, name.replace("-", "_"))
         )
+    add_replay_arguments(
+        parser,
+        "rows of (prompt, response) pairs drawn from --replay (seeded by --seed) and added "
+        "to --traces, so a stage trained on prompt-only traces keeps the response tasks",
+    )
     parser.add_argument("--no-cache-lower", dest="cache_lower", action="store_false")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false")
     parser.add_argument("--full-head", dest="head_at_targets", action="store_false")
@@ -358,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_replay(args)
     train(Options(**vars(args)))
     return 0
 

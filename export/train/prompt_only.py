@@ -55,7 +55,6 @@ from guardcli.eval.labelled import load_predictions
 _TASK2 = re.compile(r"^#\s*Task\s*2\s*$", re.IGNORECASE | re.MULTILINE)
 _MENTIONS_RESPONSE = re.compile(r"\bresponse\b|\bassistant\b", re.IGNORECASE)
 _REQUEST_LINE = re.compile(r"^(Request:\s*)\w+", re.MULTILINE)
-_NO_RESPONSE = "AI assistant:\nNone\n\n"  # how a prompt-only input ends
 DEFAULT_MAX_TOKENS = 448  # the recipe's max-trace-tokens
 
 
@@ -111,7 +110,7 @@ def none_tails(rows: list[TrainRow]) -> dict[tuple[bool, bool], list[str]]:
     HS-DPO run learnt to answer with that phrase and no reasoning at all."""
     tails: dict[tuple[bool, bool], list[str]] = defaultdict(list)
     for row in rows:
-        if not row.text.endswith(_NO_RESPONSE) or "ground truth" in row.output:
+        if row.has_response or "ground truth" in row.output:
             continue
         parts = split_at_task2(row.output)
         if parts is not None:
@@ -280,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
         args.replay,
         args.replay_count,
         args.seed,
-        keep=lambda row: not row.text.endswith(_NO_RESPONSE),
+        keep=lambda row: row.has_response,
     )
     print(
         f"wrote {written} traces to {args.output}: {stats.kept} grafted from {stats.traces} "

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from export import TrainError
-from guardcli.core.prompt import INSTRUCTION, split_input
+from guardcli.core.prompt import INSTRUCTION, NO_RESPONSE, split_input
+
+PROMPT_ONLY_END = f"AI assistant:\n{NO_RESPONSE}\n\n"  # how a prompt-only input ends
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,10 @@ class TrainRow:
     text: str  # instruction + "\n" + input == guardcli.core.prompt.build_input(prompt, response)
     output: str
     where: str  # file:line, for messages
+
+    @property
+    def has_response(self) -> bool:
+        return not self.text.endswith(PROMPT_ONLY_END)
 
 
 def read_train_rows(paths: Sequence[Path]) -> list[TrainRow]:

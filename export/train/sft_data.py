@@ -150,6 +150,7 @@ class Data:
 
 def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Base
     from export.data import splits
+    from export.train.rft import replay_sample
     from export.train.rows import read_train_rows
     from guardcli.core.triage import Triage
 
@@ -158,6 +159,11 @@ def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Bas
     split = splits.load(opts.prompts, lines) if opts.prompts else None
     held = {prompt_key(r.prompt) for r in split.validation} if split else set()
     trace_rows = read_train_rows(opts.traces) if opts.traces else []
+    replayed = []
+    if opts.replay_count:
+        pool = [row for row in read_train_rows(opts.replay) if row.has_response]
+        replayed = replay_sample(pool, opts.replay_count, opts.seed)
+    trace_rows += replayed
     repeats = 0
     if opts.balance_traces:
         trace_rows, repeats = balance_prompt_traces(trace_rows, opts.seed)
@@ -183,6 +189,7 @@ def build_data(opts, base) -> Data:  # noqa: ANN001 - fast_sft.Options, base.Bas
     counts = {
         "trace_rows": sum(s.kind == "trace" for s in seqs),
         "label_rows": sum(s.kind == "label" for s in seqs),
+        "replayed_rows": len(replayed),
         "balance_repeats": repeats,
         "dropped_over_cutoff": len(too_long),
         "dropped_validation_overlap": overlap,
