@@ -7,14 +7,13 @@ shared GuardReasoner traces.
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pytest
 
 from export.distill.command import Options, build_parser, distill, main
-from export.distill.inputs import Selection, gather_inputs, select
+from export.distill.inputs import gather_inputs
 from export.distill.judging import (
     DUPLICATE,
     INCOMPLETE,
@@ -155,37 +154,6 @@ def test_held_out_inputs_are_refused(tmp_path, name):
     with pytest.raises(UsageError, match="held out for evaluation.*--allow-heldout"):
         gather_inputs([path], refused=refused)
     assert len(gather_inputs([path], refused=set()).by_key) == 1
-
-
-def test_label_limits_take_each_side_from_the_end_and_count_the_rest(tmp_path):
-    """--label-limit gives each request label its own budget in one run; --from-end walks the
-    file last first; what is left out is counted, never silently dropped."""
-    rows = [(f"p{i}", None, "harmful" if i % 3 == 0 else "unharmful") for i in range(12)]
-    inputs = gather_inputs([_bench(tmp_path / "AegisSafetyTest.json", rows)])
-    kept, selection = select(inputs, label_limits={"unharmful": 3, "harmful": 2}, from_end=True)
-    prompts = [entry.item.sample.prompt for entry in kept.by_key.values()]
-    assert prompts == ["p11", "p10", "p9", "p8", "p6"]  # p7: a fourth harmless one, over
-    assert selection == Selection(held_out=0, other_label=0, over_limit=12 - 5)
-    only, selection = select(inputs, label_limits={"harmful": 2})
-    assert [e.item.gold.request for e in only.by_key.values()] == [H, H]
-    assert selection == Selection(other_label=8, over_limit=2)
-    assert list(select(inputs, limit=2)[0].by_key) == list(inputs.by_key)[:2]
-
-
-def test_label_limit_is_checked_when_parsed(tmp_path, capsys):
-    bench = _bench(tmp_path / "0_1_AegisSafetyTest.json", [("p", None, "harmful")])
-    base = ["--input", bench, "--teacher", "traces:x", "--output", str(tmp_path / "o.jsonl")]
-    for bad in ("harmful", "safe=3", "harmful=0", "harmful=x"):
-        with pytest.raises(SystemExit):
-            build_parser().parse_args([*base, "--label-limit", bad])
-        assert "harmful=N or unharmful=N" in capsys.readouterr().err
-    args = build_parser().parse_args([*base, "--label-limit", "unharmful=7"])
-    assert args.label_limits == [("unharmful", 7)]
-    both = [*base, "--label-limit", "harmful=2", "--request-label", "harmful"]
-    assert main(both) == 2
-    assert "--label-limit and --request-label" in capsys.readouterr().err
-    assert main([*base, "--label-limit", "harmful=2", "--label-limit", "harmful=3"]) == 2
-    assert "names a label twice" in capsys.readouterr().err
 
 
 # ---- judging -----------------------------------------------------------------------------------
@@ -489,19 +457,3 @@ def test_reuse_copies_a_committed_output_instead_of_sampling(tmp_path, capsys):
     (committed / "train.jsonl.summary.json").unlink()
     assert main([*argv, str(tmp_path / "again" / "train.jsonl"), "--reuse", str(committed)]) == 2
     assert "train.jsonl.summary.json" in capsys.readouterr().err
-
-
-def test_reuse_unpacks_a_gzipped_committed_output(tmp_path, capsys):
-    """Committed traces may be gzipped (a few MB of JSONL are a few hundred KB in git)."""
-    committed = tmp_path / "state"
-    committed.mkdir()
-    rows = '{"a": 1}\n{"a": 2}\n{"a": 3}\n'
-    (committed / "train.jsonl.gz").write_bytes(gzip.compress(rows.encode()))
-    (committed / "train.jsonl.summary.json").write_text('{"kept": 3}\n', encoding="utf-8")
-    out = tmp_path / "work" / "broad-distill" / "train.jsonl"
-    bench = _bench(tmp_path / "0_1_AegisSafetyTest.json", [("p", None, "harmful")])
-    argv = ["--input", bench, "--teacher", "model:nowhere", "--output", str(out)]
-    assert main([*argv, "--reuse", str(committed)]) == 0
-    assert out.read_text() == rows
-    assert summary_path(out).read_text() == '{"kept": 3}\n'
-    assert "reused 3 traces" in capsys.readouterr().out

@@ -47,13 +47,14 @@ from export.distill.judging import (
     token_counter,
     write_train,
 )
+from export.distill.limits import add_limit_arguments, label_limits
 from export.distill.reuse import add_reuse_argument, reuse
 from export.distill.teachers import Candidate, Teacher, parse_teacher, trace_candidates, trace_files
 from export.sampling.endpoint import synthesize
 from export.sampling.generate import SamplingConfig, model_kind, sample_outputs
 from export.sampling.options import add_sampling_arguments, sampling_config
 from guardcli.core.records import Skip
-from guardcli.errors import InputError, UsageError
+from guardcli.errors import InputError
 from guardcli.eval.benchmarks import HELD_OUT
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-2024-08-06"  # the paper's synthesis model
@@ -271,22 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only inputs whose gold request label is this (the others counted), e.g. to give "
         "the harmless side its own sampling budget",
     )
-    data.add_argument(
-        "--label-limit",
-        dest="label_limits",
-        action="append",
-        type=label_limit,
-        metavar="LABEL=N",
-        help="at most N inputs whose gold request label is LABEL (repeatable, one per label; "
-        "inputs of a label not named are left out, counted), e.g. unharmful=700 harmful=500: "
-        "one run samples both sides, each on its own budget",
-    )
-    data.add_argument(
-        "--from-end",
-        action="store_true",
-        help="take inputs from the end of the files first, so the limits reach prompts an "
-        "earlier run's limits (from the start) did not sample",
-    )
+    add_limit_arguments(data)
     data.add_argument(
         "--exclude-benchmark",
         dest="exclude_benchmarks",
@@ -348,16 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def label_limit(text: str) -> tuple[str, int]:
-    """``LABEL=N`` of --label-limit, checked as it is parsed."""
-    label, _, count = text.partition("=")
-    if label not in ("harmful", "unharmful") or not count.isdigit() or int(count) < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: use harmful=N or unharmful=N with N a positive whole number"
-        )
-    return label, int(count)
-
-
 def main(argv: list[str] | None = None) -> int:
     return run_main(build_parser(), _run, argv)
 
@@ -365,14 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.reuse is not None:
         return reuse(args.reuse, args.output)
-    if args.label_limits and args.request_label:
-        raise UsageError(
-            "--label-limit and --request-label both choose labels",
-            hint="use --label-limit LABEL=N alone (one per label to sample)",
-        )
-    named = [label for label, _ in args.label_limits or ()]
-    if len(set(named)) < len(named):
-        raise UsageError("--label-limit names a label twice", hint="one LABEL=N per label")
+    limits = label_limits(args)
     opts = Options(
         inputs=tuple(args.inputs),
         teachers=tuple(args.teachers),
@@ -392,7 +361,7 @@ def _run(args: argparse.Namespace) -> int:
         holdout_split=args.holdout_split,
         holdout_prompts=args.holdout_prompts,
         request_label=args.request_label,
-        label_limits=dict(args.label_limits) if args.label_limits else None,
+        label_limits=limits,
         from_end=args.from_end,
     )
     summary = distill(opts)
