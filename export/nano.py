@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from export.cli import run_main
+from export.recipe import ROUNDS
 from export.train.layout import ADAPTER
 from guardcli.bundles.manifest import MANIFEST, read_manifest, sha256_file, write_manifest
 from guardcli.bundles.nano import (
@@ -42,10 +43,11 @@ from guardcli.bundles.nano import (
 )
 from guardcli.errors import UsageError
 
+# (stage, its folder in the workdir), in the order the adapters stack: each self-distillation
+# round's LoRA is trained on the model before it (export.recipe.ROUNDS)
 STAGES = (
     ("rsft", "rsft"),
-    ("rsft-self", "rsft-self"),
-    ("rsft-broad", "rsft-broad"),
+    *((trained, trained) for _, trained, _ in ROUNDS),
     ("hsdpo", "hsdpo/model"),
 )
 BUNDLE_FILES = ("model.onnx", "genai_config.json", "tokenizer.json", "tokenizer_config.json")

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from export.cli import run_main
-from export.recipe import EVAL_MODELS, Recipe, load_recipe, resolve_base, to_argv
+from export.recipe import EVAL_MODELS, ROUNDS, Recipe, load_recipe, resolve_base, to_argv
 from export.train.layout import TRAIN_LOG
 from guardcli.bundles.manifest import MANIFEST
 from guardcli.errors import GuardError, UsageError
@@ -85,10 +85,6 @@ TRAINERS = {"trl": ("export.train.rsft", "--data"), "fast": ("export.train.fast_
 # and ``python -m`` runs it by its package's name when it is a package's ``command`` module
 CONVERT, DISTILL = "export.convert.command", "export.distill.command"
 HSDPO, EVALUATE = "export.train.hsdpo", "export.eval.evaluate"
-# Self-distillation rounds, each only with its distill section: (that section, its R-SFT
-# section, whether that R-SFT also trains on the released teacher traces). A round samples the
-# bundle of the stage before it and trains a fresh LoRA on that stage's model.
-ROUNDS = (("self-distill", "rsft-self", True), ("broad-distill", "rsft-broad", False))
 
 
 @dataclass(frozen=True)

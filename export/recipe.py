@@ -24,6 +24,11 @@ SECTIONS = (
     "evaluate",
 )
 EVAL_MODELS = ("base", "rsft", "rsft-self", "rsft-broad", "hsdpo")
+# Self-distillation rounds, each only with its distill section: (that section, its R-SFT
+# section, whether that R-SFT also trains on the released teacher traces). A round samples the
+# bundle of the stage before it and trains a fresh LoRA on that stage's model, so the adapters
+# stack in this order (export.nano packages them so).
+ROUNDS = (("self-distill", "rsft-self", True), ("broad-distill", "rsft-broad", False))
 SKIPPABLE = ("hsdpo",)
 
 
