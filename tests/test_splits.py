@@ -123,47 +123,45 @@ def test_the_recipe_self_distils_no_validation_prompt(prompts):
 def test_the_committed_hard_samples_hold_no_validation_prompt(prompts):
     """HS-DPO's committed samples (drawn from training prompts by its --holdout-split, the
     recipe's section when it ran) contain no validation prompt, so nothing of it could leak."""
-    import json
-
     from export.data.splits import prompt_key, validation_keys
+    from export.train.mining import read_samples
     from guardcli.core.prompt import split_input
 
     held = validation_keys(ROOT / splits.LINES, prompts)
-    text = (ROOT / "models/nano/train-state/hsdpo/samples.jsonl").read_text("utf-8")
-    rows = [json.loads(line) for line in text.split("\n") if line.strip()]  # U+2028 is data
-    sampled = {prompt_key(split_input(row["prompt"])[0]) for row in rows}
+    rows = read_samples(ROOT / "models/nano/train-state/hsdpo/samples.jsonl")
+    sampled = {prompt_key(split_input(row.prompt)[0]) for row in rows}
     assert len(sampled) == 400 and not sampled & held
 
 
-def test_the_broad_round_samples_the_committed_prompts_and_no_validation_prompt(prompts):
+def test_the_broad_round_samples_the_committed_prompts_and_no_validation_prompt(prompts, tmp_path):
     """Phase 3's section (--from-end, --label-limit, --holdout-split) selects exactly the 1,200
     training prompts whose committed traces it reuses (sampled as two runs, one per label),
     and no validation prompt; every committed trace is of one of them."""
     import gzip
-    import json
 
     from export.data.splits import prompt_key, validation_keys
     from export.distill.inputs import gather_inputs, select
+    from export.distill.limits import label_limit
     from export.recipe import load_recipe
+    from export.train.rows import read_train_rows
     from guardcli.core.prompt import split_input
 
     section = load_recipe(ROOT / "models" / "nano" / "recipe-v2.yaml").section("broad-distill")
     assert section["holdout-split"] == str(splits.LINES)
     held = validation_keys(ROOT / section["holdout-split"], prompts)
-    limits = dict(item.split("=") for item in section["label-limit"])
     chosen, selection = select(
         gather_inputs([str(ROOT / section["input"])]),
         held=held,
-        label_limits={label: int(n) for label, n in limits.items()},
+        label_limits=dict(label_limit(item) for item in section["label-limit"]),
         from_end=section["from-end"],
     )
     assert selection.held_out >= len(held) > 700
     keys = {prompt_key(e.item.sample.prompt) for e in chosen.by_key.values()}
     assert len(keys) == 1200 and not keys & held
-    packed = ROOT / section["reuse"] / "train.jsonl.gz"
-    text = gzip.decompress(packed.read_bytes()).decode("utf-8")
-    rows = [json.loads(line) for line in text.split("\n") if line.strip()]
-    traced = {prompt_key(split_input(row["instruction"] + "\n" + row["input"])[0]) for row in rows}
+    unpacked = tmp_path / "train.jsonl"
+    unpacked.write_bytes(gzip.decompress((ROOT / section["reuse"] / "train.jsonl.gz").read_bytes()))
+    rows = read_train_rows([unpacked])
+    traced = {prompt_key(split_input(row.text)[0]) for row in rows}
     assert len(rows) == 958 and traced <= keys
 
 

@@ -133,7 +133,8 @@ def write_with_replay(
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser, count_help: str) -> None:
-    """--replay and --replay-count, which write_with_replay takes (rft and prompt_only)."""
+    """--replay and --replay-count: rft and prompt_only write the draw (write_with_replay),
+    fast_sft adds it to its traces (replay_sample)."""
     parser.add_argument("--replay", type=Path, nargs="*", default=[], help="earlier trace files")
     parser.add_argument("--replay-count", type=int, default=0, help=count_help)
 
